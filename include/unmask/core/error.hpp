@@ -1,0 +1,55 @@
+// unmask/core/error.hpp
+//
+// Errors are exceptions derived from std::runtime_error. Each class says which
+// kind of input was at fault, and each message names the file, tensor or
+// parameter, so a user reading one line knows what to fix. Functions build the
+// message from pieces with `concat` instead of formatting by hand.
+#pragma once
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace unmask {
+
+// Any error raised by unmask.
+class error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A file that cannot be opened, mapped or parsed, or whose contents are invalid.
+class file_error : public error {
+ public:
+  using error::error;
+};
+
+// A checkpoint whose tensors disagree with its configuration (missing tensor,
+// wrong shape or dtype).
+class checkpoint_error : public error {
+ public:
+  using error::error;
+};
+
+// A configuration file with a missing, mistyped or unsupported key.
+class config_error : public error {
+ public:
+  using error::error;
+};
+
+// A bad argument at run time: a shape, a token id, a parameter value.
+class argument_error : public error {
+ public:
+  using error::error;
+};
+
+// Joins the arguments with operator<< into one string.
+template <class... Parts>
+std::string concat(Parts&&... parts) {
+  std::ostringstream out;
+  (out << ... << std::forward<Parts>(parts));
+  return out.str();
+}
+
+}  // namespace unmask

@@ -1,0 +1,70 @@
+// unmask/cpu/backend.hpp
+//
+// The CPU backend: the set of operations the model's forward pass is written
+// against, implemented with the fp32 kernels of unmask/cpu. The forward pass
+// (unmask/model/llada_forward.hpp) takes the backend as a template parameter;
+// the CUDA backend provides the same members over device memory, so the model
+// and the decode loops exist once.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "unmask/core/host_buffer.hpp"
+#include "unmask/cpu/attention.hpp"
+#include "unmask/cpu/embedding.hpp"
+#include "unmask/cpu/matmul.hpp"
+#include "unmask/cpu/rmsnorm.hpp"
+#include "unmask/cpu/rope.hpp"
+#include "unmask/cpu/swiglu.hpp"
+
+namespace unmask {
+
+struct cpu_backend {
+  template <class T>
+  using buffer = host_buffer<T>;
+  using rope_table_type = std::vector<float>;
+
+  static constexpr const char* name = "cpu";
+
+  // Copies host memory into a backend buffer (a plain copy here).
+  template <class T>
+  void upload(const T* src, std::size_t count, buffer<T>& dst) const {
+    dst.reserve_at_least(count);
+    std::copy(src, src + count, dst.data());
+  }
+
+  rope_table_type make_rope_table(std::int64_t count, std::int64_t head_dim, float theta) const {
+    return cpu::rope_table(count, head_dim, theta);
+  }
+
+  void embedding(const std::int32_t* tokens, std::int64_t rows, const tensor_ref& wte, float* out) const {
+    cpu::embedding(tokens, rows, wte, out);
+  }
+  void rmsnorm(const float* x, std::int64_t rows, std::int64_t dim, const tensor_ref& w, float eps, float* out) const {
+    cpu::rmsnorm(x, rows, dim, w, eps, out);
+  }
+  void matmul_nt(const float* x, std::int64_t rows, const tensor_ref& w, std::int64_t n, float* y,
+                 bool accumulate) const {
+    cpu::matmul_nt(x, rows, w, n, y, accumulate);
+  }
+  void rope(float* x, std::int64_t rows, std::int64_t heads, std::int64_t head_dim, const std::int32_t* positions,
+            const rope_table_type& table) const {
+    cpu::rope(x, rows, heads, head_dim, positions, table);
+  }
+  void attention(const float* q, const float* k, const float* v, float* out, const attention_shape& s,
+                 const std::int32_t* lengths, attention_mask mask) const {
+    cpu::attention(q, k, v, out, s, lengths, mask);
+  }
+  void swiglu(const float* gate, const float* up, std::int64_t n, float* out) const {
+    cpu::swiglu(gate, up, n, out);
+  }
+  // Zeroes the rows of x (batch, seq_len, width) at positions >= lengths[b].
+  void zero_padding_rows(float* x, std::int64_t batch, std::int64_t seq_len, std::int64_t width,
+                         const std::int32_t* lengths) const {
+    for (std::int64_t b = 0; b < batch; ++b)
+      std::fill(x + (b * seq_len + lengths[b]) * width, x + (b + 1) * seq_len * width, 0.0f);
+  }
+};
+
+}  // namespace unmask

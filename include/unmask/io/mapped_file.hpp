@@ -1,0 +1,86 @@
+// unmask/io/mapped_file.hpp
+//
+// A read-only memory map of a whole file (POSIX mmap, MAP_PRIVATE). Checkpoint
+// tensors are views into this mapping, so loading a model copies nothing: the
+// kernel pages weights in on first touch and may share them between processes.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "unmask/core/error.hpp"
+
+namespace unmask {
+
+class mapped_file {
+ public:
+  mapped_file() = default;
+
+  explicit mapped_file(std::string path) : path_(std::move(path)) {
+    const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw file_error(concat("cannot open '", path_, "': ", std::strerror(errno)));
+    struct stat info {};
+    if (::fstat(fd, &info) != 0) {
+      const int code = errno;
+      ::close(fd);
+      throw file_error(concat("cannot stat '", path_, "': ", std::strerror(code)));
+    }
+    if (!S_ISREG(info.st_mode)) {
+      ::close(fd);
+      throw file_error(concat("'", path_, "' is not a regular file"));
+    }
+    size_ = std::size_t(info.st_size);
+    if (size_ > 0) {
+      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (p == MAP_FAILED) {
+        const int code = errno;
+        ::close(fd);
+        throw file_error(concat("cannot map '", path_, "': ", std::strerror(code)));
+      }
+      data_ = static_cast<const unsigned char*>(p);
+    }
+    ::close(fd);
+  }
+
+  mapped_file(const mapped_file&) = delete;
+  mapped_file& operator=(const mapped_file&) = delete;
+  mapped_file(mapped_file&& other) noexcept
+      : path_(std::move(other.path_)),
+        data_(std::exchange(other.data_, nullptr)),
+        size_(std::exchange(other.size_, 0)) {}
+  mapped_file& operator=(mapped_file&& other) noexcept {
+    if (this != &other) {
+      unmap();
+      path_ = std::move(other.path_);
+      data_ = std::exchange(other.data_, nullptr);
+      size_ = std::exchange(other.size_, 0);
+    }
+    return *this;
+  }
+  ~mapped_file() { unmap(); }
+
+  const unsigned char* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  void unmap() {
+    if (data_) ::munmap(const_cast<unsigned char*>(data_), size_);
+    data_ = nullptr;
+    size_ = 0;
+  }
+
+  std::string path_;
+  const unsigned char* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace unmask

@@ -1,0 +1,61 @@
+// unmask/model/attention_mask.hpp
+//
+// Which keys a query may attend to. Masked diffusion LMs attend
+// bidirectionally (`full`); their autoregressive twins are `causal`; block
+// diffusion models (BD3-LM, Fast-dLLM v2) are `block_causal`: a token sees its
+// own block and every earlier block, i.e. key j is visible from query i iff
+// j / block_size <= i / block_size. Positions are absolute, so the same
+// predicate serves a query range decoded against a longer cached key range.
+// Key padding (sequences shorter than the batch's canvas) is applied on top by
+// the attention kernels from the per-sequence lengths.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "unmask/core/config.hpp"
+#include "unmask/core/error.hpp"
+
+namespace unmask {
+
+enum class attention_kind : std::uint8_t { full, causal, block_causal };
+
+struct attention_mask {
+  attention_kind kind = attention_kind::full;
+  std::int32_t block_size = 0;  // only for block_causal
+
+  static attention_mask full() { return {attention_kind::full, 0}; }
+  static attention_mask causal() { return {attention_kind::causal, 0}; }
+  static attention_mask block_causal(std::int32_t block_size) {
+    if (block_size <= 0) throw argument_error(concat("block-causal attention needs block_size > 0, got ", block_size));
+    return {attention_kind::block_causal, block_size};
+  }
+
+  // True when the query at absolute position q may see the key at position k.
+  UNMASK_HOST_DEVICE bool allows(std::int64_t q, std::int64_t k) const {
+    switch (kind) {
+      case attention_kind::causal: return k <= q;
+      case attention_kind::block_causal: return k / block_size <= q / block_size;
+      default: return true;
+    }
+  }
+
+  // One past the last key position visible from query q (keys are a prefix
+  // for every kind, which lets kernels loop over [0, key_end) only).
+  UNMASK_HOST_DEVICE std::int64_t key_end(std::int64_t q, std::int64_t key_count) const {
+    std::int64_t end = key_count;
+    if (kind == attention_kind::causal) end = q + 1;
+    if (kind == attention_kind::block_causal) end = (q / block_size + 1) * block_size;
+    return end < key_count ? end : key_count;
+  }
+};
+
+inline const char* to_string(attention_kind k) {
+  switch (k) {
+    case attention_kind::causal: return "causal";
+    case attention_kind::block_causal: return "block_causal";
+    default: return "full";
+  }
+}
+
+}  // namespace unmask

@@ -1,0 +1,108 @@
+// matmul_nt against a double-precision reference, for every weight dtype,
+// odd sizes that exercise every remainder path, accumulation, and a head
+// truncated to fewer rows than the weight has.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "unmask/cpu/matmul.hpp"
+
+namespace unmask {
+namespace {
+
+struct weight_storage {
+  std::vector<float> f32;
+  std::vector<bfloat16> bf16;
+  std::vector<half> f16;
+  std::vector<float> values;  // what the stored weight means, as float
+};
+
+weight_storage make_weight(std::int64_t n, std::int64_t k, dtype t, std::mt19937& rng) {
+  std::normal_distribution<float> normal;
+  weight_storage w;
+  for (std::int64_t i = 0; i < n * k; ++i) {
+    const float v = normal(rng);
+    if (t == dtype::bf16) {
+      w.bf16.push_back(to_bfloat16(v));
+      w.values.push_back(to_float(w.bf16.back()));
+    } else if (t == dtype::f16) {
+      w.f16.push_back(to_half(v));
+      w.values.push_back(to_float(w.f16.back()));
+    } else {
+      w.f32.push_back(v);
+      w.values.push_back(v);
+    }
+  }
+  return w;
+}
+
+using matmul_fn = void (*)(const float*, std::int64_t, const tensor_ref&, std::int64_t, float*, bool);
+
+void check_matmul(matmul_fn fn, dtype t, std::int64_t rows, std::int64_t n_weight, std::int64_t n, std::int64_t k,
+                  bool accumulate) {
+  std::mt19937 rng(unsigned(rows * 131 + n * 7 + k));
+  weight_storage w = make_weight(n_weight, k, t, rng);
+  const void* data = t == dtype::bf16 ? static_cast<const void*>(w.bf16.data())
+                     : t == dtype::f16 ? static_cast<const void*>(w.f16.data())
+                                       : static_cast<const void*>(w.f32.data());
+  tensor_ref ref{data, t, {n_weight, k}, "w"};
+  std::normal_distribution<float> normal;
+  std::vector<float> x(std::size_t(rows * k)), y(std::size_t(rows * n)), y0(y.size());
+  for (float& v : x) v = normal(rng);
+  for (float& v : y0) v = normal(rng);
+  y = y0;
+  fn(x.data(), rows, ref, n, y.data(), accumulate);
+  double worst = 0;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (std::int64_t j = 0; j < n; ++j) {
+      double expected = accumulate ? y0[std::size_t(r * n + j)] : 0.0;
+      double scale = std::fabs(expected);
+      for (std::int64_t i = 0; i < k; ++i) {
+        const double p = double(x[std::size_t(r * k + i)]) * w.values[std::size_t(j * k + i)];
+        expected += p;
+        scale += std::fabs(p);
+      }
+      worst = std::max(worst, std::fabs(y[std::size_t(r * n + j)] - expected) / (scale + 1e-30));
+    }
+  }
+  // fp32 accumulation of k products: error bounded by ~k * 2^-24 relative to sum |p|.
+  EXPECT_LT(worst, 1e-6 * double(std::max<std::int64_t>(k, 8)) / 8) << dtype_name(t) << " rows " << rows << " n " << n << " k " << k;
+}
+
+TEST(Matmul, PortableMatchesDoubleReference) {
+  for (dtype t : {dtype::f32, dtype::bf16, dtype::f16}) {
+    for (auto [rows, n, k] : {std::tuple{1, 1, 1}, {3, 5, 7}, {17, 33, 65}, {64, 48, 128}, {5, 100, 257}}) {
+      check_matmul(cpu::matmul_nt_portable, t, rows, n, n, k, false);
+      check_matmul(cpu::matmul_nt_portable, t, rows, n, n, k, true);
+    }
+  }
+}
+
+TEST(Matmul, UsesOnlyTheFirstNRowsOfTheWeight) {
+  check_matmul(cpu::matmul_nt_portable, dtype::bf16, 4, 40, 33, 24, false);
+}
+
+#if defined(UNMASK_USE_CBLAS)
+TEST(Matmul, CblasMatchesDoubleReference) {
+  for (dtype t : {dtype::f32, dtype::bf16, dtype::f16}) {
+    for (auto [rows, n, k] : {std::tuple{1, 1, 1}, {17, 33, 65}, {5, 300, 257}}) {
+      check_matmul(cpu::matmul_nt_cblas, t, rows, n, n, k, false);
+      check_matmul(cpu::matmul_nt_cblas, t, rows, n, n, k, true);
+    }
+  }
+  check_matmul(cpu::matmul_nt_cblas, dtype::bf16, 4, 300, 270, 24, false);
+}
+#endif
+
+TEST(Matmul, RejectsMismatchedWeight) {
+  const float w[6] = {};
+  float y[4];
+  const float x[3] = {};
+  EXPECT_THROW(cpu::matmul_nt(x, 1, tensor_ref{w, dtype::f32, {2, 3}, "w"}, 4, y, false), argument_error);
+  EXPECT_THROW(cpu::matmul_nt(x, 1, tensor_ref{w, dtype::i32, {2, 3}, "w"}, 2, y, false), argument_error);
+}
+
+}  // namespace
+}  // namespace unmask

@@ -1,0 +1,136 @@
+// config.json parsing: LLaDA's own key names, every required key checked,
+// unsupported features rejected by name.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "support/expect_error.hpp"
+#include "support/test_files.hpp"
+#include "unmask/model/llada_config.hpp"
+
+namespace unmask {
+namespace {
+
+using test::expect_error;
+
+nlohmann::json tiny_config() {
+  std::ifstream in(test::data_dir() + "/tiny_llada_mha/config.json");
+  return nlohmann::json::parse(in);
+}
+
+// The config.json of GSAI-ML/LLaDA-8B-Base (values from ../shared/SPEC.md section 8).
+nlohmann::json llada_8b_config() {
+  return nlohmann::json::parse(R"({
+    "activation_type": "silu", "alibi": false, "architectures": ["LLaDAModelLM"], "attention_layer_norm": false,
+    "block_type": "llama", "d_model": 4096, "embedding_size": 126464, "eos_token_id": 126081,
+    "include_bias": false, "include_qkv_bias": false, "input_emb_norm": false, "layer_norm_type": "rms",
+    "mask_token_id": 126336, "max_sequence_length": 4096, "mlp_hidden_size": 12288, "mlp_ratio": 4,
+    "model_type": "llada", "multi_query_attention": null, "n_heads": 32, "n_kv_heads": 32, "n_layers": 32,
+    "pad_token_id": 126081, "rms_norm_eps": 1e-05, "rope": true, "rope_full_precision": true,
+    "rope_theta": 500000.0, "scale_logits": false, "vocab_size": 126464, "weight_tying": false})");
+}
+
+TEST(LladaConfig, ReadsTheTinyCheckpointConfig) {
+  const llada_config c = llada_config::load(test::data_dir() + "/tiny_llada_gqa/config.json");
+  EXPECT_EQ(c.d_model, 64);
+  EXPECT_EQ(c.n_heads, 4);
+  EXPECT_EQ(c.n_kv_heads, 2);
+  EXPECT_EQ(c.group_size(), 2);
+  EXPECT_EQ(c.head_dim(), 16);
+  EXPECT_EQ(c.mlp_hidden_size, 160);
+  EXPECT_EQ(c.vocab_size, 100);
+  EXPECT_EQ(c.mask_token_id, 99);
+  EXPECT_TRUE(c.weight_tying);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 10000.0);
+}
+
+TEST(LladaConfig, ReadsTheLlada8BConfig) {
+  const llada_config c = llada_config::from_json(llada_8b_config(), "config.json");
+  EXPECT_EQ(c.n_layers, 32);
+  EXPECT_EQ(c.head_dim(), 128);
+  EXPECT_EQ(c.embedding_size, 126464);
+  EXPECT_EQ(c.mask_token_id, 126336);
+  EXPECT_EQ(c.eos_token_id, 126081);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
+  EXPECT_DOUBLE_EQ(c.rms_norm_eps, 1e-5);
+  EXPECT_FALSE(c.weight_tying);
+}
+
+TEST(LladaConfig, NullKvHeadsMeansOnePerQueryHead) {
+  nlohmann::json j = tiny_config();
+  j["n_kv_heads"] = nullptr;
+  EXPECT_EQ(llada_config::from_json(j, "c").n_kv_heads, 4);
+}
+
+TEST(LladaConfigBadInput, EveryRequiredKeyIsNamedWhenMissing) {
+  for (const char* key : {"d_model", "n_heads", "n_kv_heads", "n_layers", "mlp_hidden_size", "vocab_size", "rope_theta",
+                          "rms_norm_eps", "max_sequence_length", "mask_token_id", "eos_token_id", "weight_tying",
+                          "include_bias"}) {
+    nlohmann::json j = tiny_config();
+    j.erase(key);
+    expect_error<config_error>([&] { llada_config::from_json(j, "my/config.json"); },
+                               {"my/config.json", (std::string("missing key '") + key + "'").c_str()});
+  }
+}
+
+TEST(LladaConfigBadInput, WrongTypes) {
+  nlohmann::json j = tiny_config();
+  j["d_model"] = "64";
+  expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {"'d_model' must be an integer, got string"});
+  j = tiny_config();
+  j["weight_tying"] = 1;
+  expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {"'weight_tying' must be true or false"});
+  expect_error<config_error>([&] { llada_config::from_json(nlohmann::json::array(), "c"); }, {"not a JSON object"});
+}
+
+TEST(LladaConfigBadInput, UnknownArchitecture) {
+  nlohmann::json j = tiny_config();
+  j["architectures"] = {"LlamaForCausalLM"};
+  expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {"unknown architecture", "LlamaForCausalLM"});
+  j = tiny_config();
+  j["model_type"] = "qwen2";
+  expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {"unknown model_type \"qwen2\""});
+  j = tiny_config();
+  j.erase("architectures");
+  j.erase("model_type");
+  expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {"names no architecture"});
+}
+
+TEST(LladaConfigBadInput, UnsupportedFeaturesAreRejectedByName) {
+  const std::pair<const char*, nlohmann::json> cases[] = {
+      {"include_bias", true}, {"alibi", true}, {"attention_layer_norm", true}, {"scale_logits", true},
+      {"block_type", "sequential"}, {"activation_type", "gelu"}, {"layer_norm_type", "default"}, {"rope", false}};
+  for (const auto& [key, value] : cases) {
+    nlohmann::json j = tiny_config();
+    j[key] = value;
+    expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {key, "not supported"});
+  }
+}
+
+TEST(LladaConfigBadInput, InconsistentShapes) {
+  nlohmann::json j = tiny_config();
+  j["n_heads"] = 5;
+  expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {"d_model 64 is not a multiple of n_heads 5"});
+  j = tiny_config();
+  j["n_kv_heads"] = 3;
+  expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {"n_heads 4 is not a multiple of n_kv_heads 3"});
+  j = tiny_config();
+  j["mask_token_id"] = 100;
+  expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {"mask_token_id 100 is outside the vocabulary"});
+  j = tiny_config();
+  j["n_layers"] = 0;
+  expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {"'n_layers' must be positive"});
+  j = tiny_config();
+  j["embedding_size"] = 50;
+  expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {"embedding_size 50 is smaller than vocab_size"});
+}
+
+TEST(LladaConfigBadInput, MalformedJsonFile) {
+  test::scratch_dir dir;
+  test::write_text(dir.file("config.json"), "{\"d_model\": 64,");
+  expect_error<file_error>([&] { llada_config::load(dir.file("config.json")); }, {"malformed JSON", "config.json"});
+  expect_error<file_error>([&] { llada_config::load(dir.file("absent.json")); }, {"cannot open", "absent.json"});
+}
+
+}  // namespace
+}  // namespace unmask

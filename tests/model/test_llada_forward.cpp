@@ -1,0 +1,192 @@
+// The CPU forward pass against logits computed by Hugging Face transformers
+// (LlamaForCausalLM in float32, loaded with the same bf16 weights; see
+// tools/make_goldens.py): bidirectional, causal, block-causal, GQA with a tied
+// head from a sharded checkpoint, and batches of sequences of different
+// lengths. Tolerance: max |ours - reference| / max |reference| <= 1e-4.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "support/expect_error.hpp"
+#include "support/test_files.hpp"
+#include "unmask/cpu/backend.hpp"
+#include "unmask/model/llada_forward.hpp"
+
+namespace unmask {
+namespace {
+
+using test::expect_error;
+
+struct golden_result {
+  double max_abs_error = 0;
+  double max_abs_reference = 0;
+  double relative() const { return max_abs_error / max_abs_reference; }
+};
+
+golden_result run_golden(const std::string& name) {
+  safetensors_file golden(test::data_dir() + "/goldens/" + name + ".safetensors");
+  const tensor_ref& tokens = golden.at("tokens");
+  const tensor_ref& lengths = golden.at("lengths");
+  const tensor_ref& reference = golden.at("logits");
+  const llada_model model = llada_model::load(test::data_dir() + "/" + golden.metadata().at("model"));
+  const std::string kind = golden.metadata().at("attention");
+  attention_mask mask = attention_mask::full();
+  if (kind == "causal") mask = attention_mask::causal();
+  if (kind == "block_causal") mask = attention_mask::block_causal(std::stoi(golden.metadata().at("block_size")));
+
+  token_batch in;
+  in.tokens = static_cast<const std::int32_t*>(tokens.data);
+  in.batch = tokens.shape[0];
+  in.seq_len = tokens.shape[1];
+  in.lengths = static_cast<const std::int32_t*>(lengths.data);
+  const std::int64_t vocab = model.config().vocab_size;
+  EXPECT_EQ(reference.shape, (shape_t{in.batch, in.seq_len, vocab}));
+
+  std::vector<float> logits(std::size_t(in.batch * in.seq_len * vocab), std::nanf(""));  // poisoned
+  llada_forward<cpu_backend> forward(model);
+  forward(in, mask, logits.data());
+
+  const float* ref = static_cast<const float*>(reference.data);
+  golden_result r;
+  for (std::int64_t b = 0; b < in.batch; ++b) {
+    for (std::int64_t i = 0; i < in.seq_len; ++i) {
+      for (std::int64_t v = 0; v < vocab; ++v) {
+        const std::size_t at = std::size_t((b * in.seq_len + i) * vocab + v);
+        if (i >= in.lengths[b]) {
+          EXPECT_EQ(logits[at], 0.0f) << "padding row " << b << "," << i;
+          continue;
+        }
+        EXPECT_FALSE(std::isnan(logits[at]));
+        r.max_abs_error = std::max(r.max_abs_error, double(std::fabs(logits[at] - ref[at])));
+        r.max_abs_reference = std::max(r.max_abs_reference, double(std::fabs(ref[at])));
+      }
+    }
+  }
+  return r;
+}
+
+class LladaForwardGolden : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(LladaForwardGolden, MatchesTransformers) {
+  const golden_result r = run_golden(GetParam());
+  RecordProperty("relative_error", std::to_string(r.relative()));
+  std::printf("  %s: max |error| %.3g, max |logit| %.3g, relative %.3g\n", GetParam(), r.max_abs_error,
+              r.max_abs_reference, r.relative());
+  EXPECT_GT(r.max_abs_reference, 1.0);  // the reference is not degenerate
+  EXPECT_LE(r.relative(), 1e-4) << "max abs error " << r.max_abs_error << " of max " << r.max_abs_reference;
+}
+
+INSTANTIATE_TEST_SUITE_P(Goldens, LladaForwardGolden,
+                         ::testing::Values("mha_full", "mha_causal", "mha_block_causal", "gqa_full", "gqa_causal",
+                                           "mha_batched_full", "gqa_batched_causal"),
+                         [](const auto& param_info) { return std::string(param_info.param); });
+
+TEST(LladaForward, MasksDecideWhatEachPositionSees) {
+  // Changing the last token must change every row under full attention, no
+  // earlier row under causal attention, and only the last block's rows under
+  // block-causal attention: a mask silently ignored would fail this.
+  const llada_model model = llada_model::load(test::data_dir() + "/tiny_llada_mha");
+  std::vector<std::int32_t> a = {5, 17, 42, 99, 99, 3, 64, 99}, b = a;
+  b[7] = 11;
+  llada_forward<cpu_backend> forward(model);
+  auto run = [&](const std::vector<std::int32_t>& tokens, attention_mask mask) {
+    std::vector<float> logits(tokens.size() * 100);
+    forward({tokens.data(), 1, 8, nullptr}, mask, logits.data());
+    return logits;
+  };
+  auto row_changed = [](const std::vector<float>& x, const std::vector<float>& y, int row) {
+    for (int v = 0; v < 100; ++v)
+      if (x[std::size_t(row * 100 + v)] != y[std::size_t(row * 100 + v)]) return true;
+    return false;
+  };
+  const auto full_a = run(a, attention_mask::full()), full_b = run(b, attention_mask::full());
+  const auto causal_a = run(a, attention_mask::causal()), causal_b = run(b, attention_mask::causal());
+  const auto block_a = run(a, attention_mask::block_causal(4)), block_b = run(b, attention_mask::block_causal(4));
+  for (int row = 0; row < 8; ++row) {
+    EXPECT_TRUE(row_changed(full_a, full_b, row)) << row;
+    EXPECT_EQ(row_changed(causal_a, causal_b, row), row == 7) << row;
+    EXPECT_EQ(row_changed(block_a, block_b, row), row >= 4) << row;
+  }
+}
+
+TEST(LladaForward, WeightDtypeDoesNotChangeTheResult) {
+  // The bf16 weights widened to f32 must give bit-identical logits (the same
+  // numbers reach the same arithmetic); narrowed to f16 they differ only where
+  // tiny values fall into f16's subnormal range.
+  const std::string source = test::data_dir() + "/tiny_llada_mha";
+  std::vector<std::int32_t> tokens = {1, 2, 3, 99, 99, 50, 60, 70, 80, 99};
+  token_batch in{tokens.data(), 1, std::int64_t(tokens.size()), nullptr};
+  const llada_model original = llada_model::load(source);
+  std::vector<float> expected(tokens.size() * 100);
+  llada_forward<cpu_backend>{original}(in, attention_mask::full(), expected.data());
+  for (const char* target : {"F32", "F16"}) {
+    test::scratch_dir dir;
+    test::copy_checkpoint(source, dir.str(), [&](std::vector<test::tensor_spec>& specs, nlohmann::json&) {
+      for (test::tensor_spec& s : specs) {
+        std::string out;
+        for (std::size_t i = 0; i < s.bytes.size(); i += 2) {
+          bfloat16 b;
+          std::memcpy(&b.bits, s.bytes.data() + i, 2);
+          const float f = to_float(b);
+          if (std::string(target) == "F32") {
+            out.append(reinterpret_cast<const char*>(&f), 4);
+          } else {
+            const half h = to_half(f);
+            out.append(reinterpret_cast<const char*>(&h.bits), 2);
+          }
+        }
+        s.dtype = target;
+        s.bytes = out;
+      }
+    });
+    const llada_model widened = llada_model::load(dir.str());
+    EXPECT_EQ(widened.weights().wte.type, std::string(target) == "F32" ? dtype::f32 : dtype::f16);
+    std::vector<float> got(expected.size());
+    llada_forward<cpu_backend>{widened}(in, attention_mask::full(), got.data());
+    const bool exact = std::string(target) == "F32";
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      if (exact) ASSERT_EQ(got[i], expected[i]) << target << " at " << i;
+      else ASSERT_NEAR(got[i], expected[i], 1e-3f) << target << " at " << i;
+    }
+  }
+}
+
+TEST(LladaForwardBadInput, TokenOutsideVocabulary) {
+  const llada_model model = llada_model::load(test::data_dir() + "/tiny_llada_mha");
+  llada_forward<cpu_backend> forward(model);
+  std::vector<float> logits(4 * 100);
+  std::vector<std::int32_t> tokens = {1, 2, 100, 4};
+  expect_error<argument_error>([&] { forward({tokens.data(), 1, 4, nullptr}, attention_mask::full(), logits.data()); },
+                               {"token id 100 at sequence 0, position 2", "outside the vocabulary [0, 100)"});
+  tokens[2] = -1;
+  expect_error<argument_error>([&] { forward({tokens.data(), 1, 4, nullptr}, attention_mask::full(), logits.data()); },
+                               {"token id -1"});
+  // Padding positions are not read, so any value there is fine.
+  tokens[2] = 2;
+  tokens[3] = 12345;
+  const std::int32_t lengths[1] = {3};
+  EXPECT_NO_THROW(forward({tokens.data(), 1, 4, lengths}, attention_mask::full(), logits.data()));
+}
+
+TEST(LladaForwardBadInput, BadShapes) {
+  const llada_model model = llada_model::load(test::data_dir() + "/tiny_llada_mha");
+  llada_forward<cpu_backend> forward(model);
+  std::vector<std::int32_t> tokens(65, 1);
+  std::vector<float> logits(65 * 100);
+  expect_error<argument_error>([&] { forward({tokens.data(), 1, 65, nullptr}, attention_mask::full(), logits.data()); },
+                               {"seq_len 65 exceeds max_sequence_length 64"});
+  const std::int32_t lengths[2] = {4, 0};
+  expect_error<argument_error>([&] { forward({tokens.data(), 2, 4, lengths}, attention_mask::full(), logits.data()); },
+                               {"length 0 of sequence 1 is outside [1, 4]"});
+  expect_error<argument_error>([&] { forward({tokens.data(), 0, 4, nullptr}, attention_mask::full(), logits.data()); },
+                               {"batch must be positive"});
+  expect_error<argument_error>([&] { attention_mask::block_causal(0); }, {"block_size > 0"});
+}
+
+}  // namespace
+}  // namespace unmask

@@ -96,6 +96,25 @@ TEST(Matmul, CblasMatchesDoubleReference) {
 }
 #endif
 
+TEST(Matmul, RowResultsDoNotDependOnTheBatch) {
+  // Each row alone, and each row inside batches of 2..9 rows, gives the same
+  // bits: batch composition must never change a sequence's logits.
+  std::mt19937 rng(5);
+  const std::int64_t n = 37, k = 70;
+  weight_storage w = make_weight(n, k, dtype::bf16, rng);
+  const tensor_ref ref{w.bf16.data(), dtype::bf16, {n, k}, "w"};
+  std::normal_distribution<float> normal;
+  std::vector<float> x(9 * k);
+  for (float& v : x) v = normal(rng);
+  std::vector<float> alone(9 * n);
+  for (std::int64_t r = 0; r < 9; ++r) cpu::matmul_nt_portable(&x[r * k], 1, ref, n, &alone[r * n], false);
+  for (std::int64_t rows = 2; rows <= 9; ++rows) {
+    std::vector<float> batch(rows * n);
+    cpu::matmul_nt_portable(x.data(), rows, ref, n, batch.data(), false);
+    for (std::int64_t i = 0; i < rows * n; ++i) ASSERT_EQ(batch[i], alone[i]) << "rows " << rows << " at " << i;
+  }
+}
+
 TEST(Matmul, RejectsMismatchedWeight) {
   const float w[6] = {};
   float y[4];

@@ -8,9 +8,9 @@
 // row), stored k-major, (k, width), and runs a register-blocked micro-kernel:
 // for every k it broadcasts x[r, k] of four activation rows and multiplies-adds
 // it into a 4 x width block of SIMD accumulators (width 16 with AVX, 8
-// without). With fewer than four rows (a decode step) packing would cost more
-// than it saves, so rows are dotted with W's rows directly, with 8-lane
-// partial sums. Summation is in fp32. When the consumer defines
+// without). Every output is the sequential fp32 sum over k of x[r, i] W[j, i],
+// whatever the number of rows and wherever a row falls in its block of four,
+// so a sequence's logits do not depend on what else is in the batch. When the consumer defines
 // UNMASK_USE_CBLAS and links a CBLAS (OpenBLAS), the same call widens panels
 // of W and hands them to cblas_sgemm.
 #pragma once
@@ -53,53 +53,6 @@ inline void widen_rows(const tensor_ref& w, std::int64_t row_begin, std::int64_t
   }
 }
 
-namespace detail {
-
-constexpr int lanes = 8;
-
-// Dot products of one activation row with four weight rows.
-inline void dot_1x4(const float* x, const float* w0, const float* w1, const float* w2, const float* w3,
-                    std::int64_t k, float out[4]) {
-  float a0[lanes] = {}, a1[lanes] = {}, a2[lanes] = {}, a3[lanes] = {};
-  std::int64_t i = 0;
-  for (; i + lanes <= k; i += lanes) {
-    for (int l = 0; l < lanes; ++l) {
-      const float xv = x[i + l];
-      a0[l] += xv * w0[i + l];
-      a1[l] += xv * w1[i + l];
-      a2[l] += xv * w2[i + l];
-      a3[l] += xv * w3[i + l];
-    }
-  }
-  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  for (int l = 0; l < lanes; ++l) {
-    s0 += a0[l];
-    s1 += a1[l];
-    s2 += a2[l];
-    s3 += a3[l];
-  }
-  for (; i < k; ++i) {
-    s0 += x[i] * w0[i];
-    s1 += x[i] * w1[i];
-    s2 += x[i] * w2[i];
-    s3 += x[i] * w3[i];
-  }
-  out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
-}
-
-inline float dot_1x1(const float* x, const float* w, std::int64_t k) {
-  float a[lanes] = {};
-  std::int64_t i = 0;
-  for (; i + lanes <= k; i += lanes)
-    for (int l = 0; l < lanes; ++l) a[l] += x[i + l] * w[i + l];
-  float s = 0;
-  for (int l = 0; l < lanes; ++l) s += a[l];
-  for (; i < k; ++i) s += x[i] * w[i];
-  return s;
-}
-
-}  // namespace detail
-
 inline void check_matmul_shapes(const tensor_ref& w, std::int64_t n) {
   if (w.shape.rank != 2 || n > w.shape[0] || !is_compute_dtype(w.type))
     throw argument_error(concat("matmul_nt: weight '", w.name, "' of shape ", to_string(w.shape), " and dtype ",
@@ -121,16 +74,16 @@ typedef float simd_float __attribute__((vector_size(simd_lanes * sizeof(float)))
 constexpr std::int64_t panel_width = 2 * simd_lanes;
 
 // Widens rows [n0, n0 + count) of W (n, k) into panel (k, panel_width),
-// zero-filling the columns past count.
-inline void pack_panel(const tensor_ref& w, std::int64_t n0, std::int64_t count, float* panel) {
+// zero-filling the columns past count. `rows` is scratch of panel_width * k.
+inline void pack_panel(const tensor_ref& w, std::int64_t n0, std::int64_t count, float* rows, float* panel) {
   const std::int64_t k = w.shape[1];
-  for (std::int64_t j = 0; j < panel_width; ++j) {
-    if (j >= count) {
-      for (std::int64_t i = 0; i < k; ++i) panel[i * panel_width + j] = 0.0f;
-      continue;
-    }
-    const std::size_t row = std::size_t((n0 + j) * k);
-    for (std::int64_t i = 0; i < k; ++i) panel[i * panel_width + j] = load_as_float(w.data, w.type, row + std::size_t(i));
+  widen_rows(w, n0, count, rows);  // (count, k), contiguous conversion
+  std::fill(rows + count * k, rows + panel_width * k, 0.0f);
+  constexpr std::int64_t tile = 64;  // transpose in L1-sized tiles
+  for (std::int64_t i0 = 0; i0 < k; i0 += tile) {
+    const std::int64_t i1 = std::min(k, i0 + tile);
+    for (std::int64_t j = 0; j < panel_width; ++j)
+      for (std::int64_t i = i0; i < i1; ++i) panel[i * panel_width + j] = rows[j * k + i];
   }
 }
 
@@ -166,41 +119,15 @@ inline void matmul_nt_portable(const float* x, std::int64_t rows, const tensor_r
   check_matmul_shapes(w, n);
   const std::int64_t k = w.shape[1];
   if (rows == 0 || n == 0) return;
-  if (rows < 4) {
-    // Few rows: dot products straight from W's rows, four at a time.
-    constexpr std::int64_t block = 16;
-    parallel_for(0, (n + block - 1) / block, [&](std::int64_t p) {
-      thread_local std::vector<float> wide;
-      const std::int64_t n0 = p * block, count = std::min(block, n - n0);
-      const float* wp = static_cast<const float*>(w.data) + n0 * k;
-      if (w.type != dtype::f32) {
-        if (wide.size() < std::size_t(block * k)) wide.resize(std::size_t(block * k));
-        widen_rows(w, n0, count, wide.data());
-        wp = wide.data();
-      }
-      for (std::int64_t r = 0; r < rows; ++r) {
-        const float* xr = x + r * k;
-        float* yr = y + r * n + n0;
-        std::int64_t j = 0;
-        for (; j + 4 <= count; j += 4) {
-          float s[4];
-          detail::dot_1x4(xr, wp + j * k, wp + (j + 1) * k, wp + (j + 2) * k, wp + (j + 3) * k, k, s);
-          for (int c = 0; c < 4; ++c) yr[j + c] = accumulate ? yr[j + c] + s[c] : s[c];
-        }
-        for (; j < count; ++j) {
-          const float s = detail::dot_1x1(xr, wp + j * k, k);
-          yr[j] = accumulate ? yr[j] + s : s;
-        }
-      }
-    });
-    return;
-  }
   constexpr std::int64_t width = detail::panel_width;
   parallel_for(0, (n + width - 1) / width, [&](std::int64_t p) {
-    thread_local std::vector<float> panel;
+    thread_local std::vector<float> panel, scratch;
     const std::int64_t n0 = p * width, count = std::min(width, n - n0);
-    if (panel.size() < std::size_t(width * k)) panel.resize(std::size_t(width * k));
-    detail::pack_panel(w, n0, count, panel.data());
+    if (panel.size() < std::size_t(width * k)) {
+      panel.resize(std::size_t(width * k));
+      scratch.resize(std::size_t(width * k));
+    }
+    detail::pack_panel(w, n0, count, scratch.data(), panel.data());
     std::int64_t r = 0;
     for (; r + 4 <= rows; r += 4)
       detail::panel_kernel<4>(x + r * k, k, panel.data(), y + r * n + n0, n, count, accumulate);

@@ -45,17 +45,17 @@ BENCHMARK(BM_MatmulBf16)->Args({1, 2048, 2048})->Args({32, 2048, 2048})->Args({2
 void BM_Attention(benchmark::State& state) {
   attention_shape s;
   s.batch = 1;
-  s.q_len = s.kv_len = state.range(0);
+  s.q_len = s.kv_capacity = state.range(0);
   s.heads = 16;
   s.kv_heads = 16;
   s.head_dim = 128;
   const std::size_t size = std::size_t(s.q_len * s.heads * s.head_dim);
   std::vector<float> q(size, 0.01f), k(size, 0.02f), v(size, 0.03f), out(size);
   for (auto _ : state) {
-    cpu::attention(q.data(), k.data(), v.data(), out.data(), s, nullptr, attention_mask::full());
+    cpu::attention(q.data(), k.data(), v.data(), out.data(), s, {}, attention_mask::full());
     benchmark::DoNotOptimize(out.data());
   }
-  const double flops = 4.0 * double(s.q_len * s.kv_len * s.heads * s.head_dim);
+  const double flops = 4.0 * double(s.q_len * s.kv_capacity * s.heads * s.head_dim);
   state.counters["GFLOP/s"] = benchmark::Counter(flops * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_Attention)->Arg(64)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();

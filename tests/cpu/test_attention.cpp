@@ -12,38 +12,43 @@
 namespace unmask {
 namespace {
 
-void check_attention(const attention_shape& s, const std::vector<std::int32_t>& lengths, attention_mask mask) {
-  std::mt19937 rng(unsigned(s.q_len * 31 + s.kv_len + s.heads));
+// offsets/q_lengths/kv_lengths per sequence.
+void check_attention(const attention_shape& s, const std::vector<std::int32_t>& offsets,
+                     const std::vector<std::int32_t>& q_lengths, const std::vector<std::int32_t>& kv_lengths,
+                     attention_mask mask) {
+  std::mt19937 rng(unsigned(s.q_len * 31 + s.kv_capacity + s.heads));
   std::normal_distribution<float> normal;
   const std::int64_t hd = s.head_dim;
-  std::vector<float> q(std::size_t(s.batch * s.q_len * s.heads * hd)), k(std::size_t(s.batch * s.kv_len * s.kv_heads * hd)),
+  std::vector<float> q(std::size_t(s.batch * s.q_len * s.heads * hd)), k(std::size_t(s.batch * s.kv_capacity * s.kv_heads * hd)),
       v(k.size()), out(q.size(), std::nanf(""));
   for (auto* buf : {&q, &k, &v})
     for (float& x : *buf) x = 2 * normal(rng);
-  cpu::attention(q.data(), k.data(), v.data(), out.data(), s, lengths.data(), mask);
+  cpu::attention(q.data(), k.data(), v.data(), out.data(), s, {offsets.data(), q_lengths.data(), kv_lengths.data()},
+                 mask);
   const std::int64_t group = s.heads / s.kv_heads;
   for (std::int64_t b = 0; b < s.batch; ++b) {
     for (std::int64_t h = 0; h < s.heads; ++h) {
       for (std::int64_t i = 0; i < s.q_len; ++i) {
-        const std::int64_t pos = s.q_offset + i;
+        const std::int64_t pos = offsets[std::size_t(b)] + i;
+        const std::int64_t keys = kv_lengths[std::size_t(b)];
         const float* o = &out[std::size_t(((b * s.q_len + i) * s.heads + h) * hd)];
-        if (pos >= lengths[std::size_t(b)]) {
+        if (i >= q_lengths[std::size_t(b)]) {
           for (std::int64_t d = 0; d < hd; ++d) EXPECT_EQ(o[d], 0.0f);
           continue;
         }
-        std::vector<double> w(std::size_t(s.kv_len), 0.0);
+        std::vector<double> w(std::size_t(s.kv_capacity), 0.0);
         double maximum = -1e300, total = 0;
-        for (std::int64_t j = 0; j < s.kv_len; ++j) {
-          if (!mask.allows(pos, j) || j >= lengths[std::size_t(b)]) continue;
+        for (std::int64_t j = 0; j < s.kv_capacity; ++j) {
+          if (!mask.allows(pos, j) || j >= keys) continue;
           double dot = 0;
           for (std::int64_t d = 0; d < hd; ++d)
             dot += double(q[std::size_t(((b * s.q_len + i) * s.heads + h) * hd + d)]) *
-                   k[std::size_t(((b * s.kv_len + j) * s.kv_heads + h / group) * hd + d)];
+                   k[std::size_t(((b * s.kv_capacity + j) * s.kv_heads + h / group) * hd + d)];
           w[std::size_t(j)] = dot / std::sqrt(double(hd));
           maximum = std::max(maximum, w[std::size_t(j)]);
         }
-        for (std::int64_t j = 0; j < s.kv_len; ++j) {
-          if (!mask.allows(pos, j) || j >= lengths[std::size_t(b)]) {
+        for (std::int64_t j = 0; j < s.kv_capacity; ++j) {
+          if (!mask.allows(pos, j) || j >= keys) {
             w[std::size_t(j)] = 0;
             continue;
           }
@@ -51,8 +56,8 @@ void check_attention(const attention_shape& s, const std::vector<std::int32_t>& 
         }
         for (std::int64_t d = 0; d < hd; ++d) {
           double expected = 0;
-          for (std::int64_t j = 0; j < s.kv_len; ++j)
-            expected += w[std::size_t(j)] / total * v[std::size_t(((b * s.kv_len + j) * s.kv_heads + h / group) * hd + d)];
+          for (std::int64_t j = 0; j < s.kv_capacity; ++j)
+            expected += w[std::size_t(j)] / total * v[std::size_t(((b * s.kv_capacity + j) * s.kv_heads + h / group) * hd + d)];
           ASSERT_NEAR(o[d], expected, 2e-5 * (1 + std::fabs(expected)))
               << to_string(mask.kind) << " b" << b << " h" << h << " i" << i << " d" << d;
         }
@@ -64,32 +69,31 @@ void check_attention(const attention_shape& s, const std::vector<std::int32_t>& 
 TEST(Attention, EveryMaskWithGqaAndPadding) {
   attention_shape s;
   s.batch = 3;
-  s.q_len = s.kv_len = 13;
+  s.q_len = s.kv_capacity = 13;
   s.heads = 6;
   s.kv_heads = 2;
   s.head_dim = 10;
   for (attention_mask m : {attention_mask::full(), attention_mask::causal(), attention_mask::block_causal(4)})
-    check_attention(s, {13, 7, 1}, m);
+    check_attention(s, {0, 0, 0}, {13, 7, 1}, {13, 7, 1}, m);
 }
 
 TEST(Attention, QueryBlockAgainstLongerKeyRange) {
   attention_shape s;
   s.batch = 2;
   s.q_len = 4;
-  s.kv_len = 20;
-  s.q_offset = 8;
+  s.kv_capacity = 20;
   s.heads = 4;
   s.kv_heads = 4;
   s.head_dim = 8;
   for (attention_mask m : {attention_mask::full(), attention_mask::causal(), attention_mask::block_causal(4)})
-    check_attention(s, {20, 10}, m);  // in the second sequence query rows 10, 11 are padding
+    check_attention(s, {8, 5}, {4, 2}, {12, 20}, m);  // queries at 8..11 over 12 keys; at 5, 6 over 20 keys
 }
 
 TEST(Attention, RejectsIndivisibleHeads) {
   attention_shape s;
   s.heads = 3;
   s.kv_heads = 2;
-  EXPECT_THROW(cpu::attention(nullptr, nullptr, nullptr, nullptr, s, nullptr, attention_mask::full()), argument_error);
+  EXPECT_THROW(cpu::attention(nullptr, nullptr, nullptr, nullptr, s, {}, attention_mask::full()), argument_error);
 }
 
 }  // namespace

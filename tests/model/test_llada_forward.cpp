@@ -156,6 +156,76 @@ TEST(LladaForward, WeightDtypeDoesNotChangeTheResult) {
   }
 }
 
+TEST(LladaForward, CachedDecodingEqualsTheFullCausalPass) {
+  // Prefill 5 tokens, then feed one token per call against the K/V cache, two
+  // sequences at different offsets: every row's logits equal the full causal
+  // pass over the whole sequence.
+  const llada_model model = llada_model::load(test::data_dir() + "/tiny_llada_gqa");
+  const std::vector<std::vector<std::int32_t>> seqs = {{4, 8, 15, 16, 23, 42, 7, 1, 99, 5}, {9, 9, 30, 31, 2, 60, 61}};
+  llada_forward<cpu_backend> forward(model);
+  for (std::size_t s = 0; s < seqs.size(); ++s) {
+    const auto& t = seqs[s];
+    std::vector<float> full(t.size() * 100);
+    forward({t.data(), 1, std::int64_t(t.size()), nullptr}, attention_mask::causal(), full.data());
+    kv_cache<cpu_backend> cache(model.config(), 1, 16);
+    std::vector<float> step(5 * 100);
+    forward({t.data(), 1, 5, nullptr}, attention_mask::causal(), step.data(), &cache);
+    for (std::size_t i = 0; i < 5 * 100; ++i) ASSERT_NEAR(step[i], full[i], 1e-5f) << "prefill " << i;
+    for (std::size_t p = 5; p < t.size(); ++p) {
+      const std::int32_t offset = std::int32_t(p);
+      forward({&t[p], 1, 1, nullptr, &offset}, attention_mask::causal(), step.data(), &cache);
+      for (std::size_t v = 0; v < 100; ++v) ASSERT_NEAR(step[v], full[p * 100 + v], 1e-5f) << "position " << p;
+    }
+  }
+  // Both sequences in one batch, one token each at different offsets.
+  kv_cache<cpu_backend> cache(model.config(), 2, 16);
+  std::vector<std::int32_t> prompts = {4, 8, 15, 16, 23, 9, 9, 30, 31, 0};
+  const std::int32_t prompt_lengths[2] = {5, 4};
+  std::vector<float> out(2 * 5 * 100);
+  forward({prompts.data(), 2, 5, prompt_lengths}, attention_mask::causal(), out.data(), &cache);
+  const std::int32_t next[2] = {42, 2}, offsets[2] = {5, 4};
+  const std::int32_t rows[2] = {0, 1};
+  std::vector<float> both(2 * 100), alone(10 * 100);
+  forward({next, 2, 1, nullptr, offsets}, attention_mask::causal(), both.data(), &cache, {rows, 2});
+  std::vector<std::int32_t> second = {9, 9, 30, 31, 2};
+  forward({second.data(), 1, 5, nullptr}, attention_mask::causal(), alone.data());
+  for (std::size_t v = 0; v < 100; ++v) EXPECT_NEAR(both[100 + v], alone[4 * 100 + v], 1e-5f);
+}
+
+TEST(LladaForward, SelectedRowsEqualTheFullOutput) {
+  const llada_model model = llada_model::load(test::data_dir() + "/tiny_llada_mha");
+  std::vector<std::int32_t> tokens = {5, 17, 42, 99, 99, 3, 64, 99, 1, 2, 3, 99};
+  const std::int32_t lengths[2] = {6, 4};
+  llada_forward<cpu_backend> forward(model);
+  std::vector<float> full(12 * 100);
+  forward({tokens.data(), 2, 6, lengths}, attention_mask::full(), full.data());
+  const std::int32_t rows[3] = {4, 0, 9};
+  std::vector<float> picked(3 * 100);
+  forward({tokens.data(), 2, 6, lengths}, attention_mask::full(), picked.data(), nullptr, {rows, 3});
+  for (int r = 0; r < 3; ++r)
+    for (int v = 0; v < 100; ++v) ASSERT_EQ(picked[std::size_t(r * 100 + v)], full[std::size_t(rows[r] * 100 + v)]);
+  const std::int32_t bad[1] = {12};
+  expect_error<argument_error>(
+      [&] { forward({tokens.data(), 2, 6, lengths}, attention_mask::full(), picked.data(), nullptr, {bad, 1}); },
+      {"logit row 12 is outside"});
+}
+
+TEST(LladaForwardBadInput, OffsetsNeedACache) {
+  const llada_model model = llada_model::load(test::data_dir() + "/tiny_llada_mha");
+  llada_forward<cpu_backend> forward(model);
+  std::vector<std::int32_t> tokens = {1, 2};
+  std::vector<float> logits(200);
+  const std::int32_t offsets[1] = {3};
+  expect_error<argument_error>(
+      [&] { forward({tokens.data(), 1, 2, nullptr, offsets}, attention_mask::causal(), logits.data()); },
+      {"offset 3 of sequence 0 needs a K/V cache"});
+  kv_cache<cpu_backend> cache(model.config(), 1, 4);
+  expect_error<argument_error>(
+      [&] { forward({tokens.data(), 1, 2, nullptr, offsets}, attention_mask::causal(), logits.data(), &cache); },
+      {"reaches position 5 beyond the cache capacity 4"});
+  expect_error<argument_error>([&] { kv_cache<cpu_backend>(model.config(), 1, 65); }, {"exceeds max_sequence_length"});
+}
+
 TEST(LladaForwardBadInput, TokenOutsideVocabulary) {
   const llada_model model = llada_model::load(test::data_dir() + "/tiny_llada_mha");
   llada_forward<cpu_backend> forward(model);

@@ -53,8 +53,20 @@ struct cpu_backend {
     cpu::rope(x, rows, heads, head_dim, positions, table);
   }
   void attention(const float* q, const float* k, const float* v, float* out, const attention_shape& s,
-                 const std::int32_t* lengths, attention_mask mask) const {
-    cpu::attention(q, k, v, out, s, lengths, mask);
+                 const attention_extents& e, attention_mask mask) const {
+    cpu::attention(q, k, v, out, s, e, mask);
+  }
+  // src (batch, seq_len, width) rows i < lengths[b] -> dst (batch, capacity, width) at offsets[b] + i.
+  void scatter_rows(const float* src, std::int64_t batch, std::int64_t seq_len, std::int64_t width,
+                    const std::int32_t* offsets, const std::int32_t* lengths, std::int64_t capacity, float* dst) const {
+    for (std::int64_t b = 0; b < batch; ++b)
+      std::copy(src + b * seq_len * width, src + (b * seq_len + lengths[b]) * width,
+                dst + (b * capacity + offsets[b]) * width);
+  }
+  // dst (count, width) = src rows[i].
+  void gather_rows(const float* src, const std::int32_t* rows, std::int64_t count, std::int64_t width,
+                   float* dst) const {
+    for (std::int64_t i = 0; i < count; ++i) std::copy(src + rows[i] * width, src + (rows[i] + 1) * width, dst + i * width);
   }
   void swiglu(const float* gate, const float* up, std::int64_t n, float* out) const {
     cpu::swiglu(gate, up, n, out);

@@ -17,16 +17,27 @@
 
 #include "unmask/core/error.hpp"
 #include "unmask/model/attention_mask.hpp"
+#include "unmask/model/kv_cache.hpp"
 #include "unmask/model/llada_model.hpp"
 
 namespace unmask {
 
-// A canvas of token ids on the host.
+// Token ids on the host: (batch, seq_len) rows, sequence b's valid rows are
+// [0, lengths[b]) at absolute positions offsets[b] + i. Offsets other than 0
+// need a K/V cache holding the earlier positions.
 struct token_batch {
   const std::int32_t* tokens = nullptr;   // (batch, seq_len)
   std::int64_t batch = 1;
   std::int64_t seq_len = 0;
-  const std::int32_t* lengths = nullptr;  // (batch); null: every sequence is seq_len long
+  const std::int32_t* lengths = nullptr;  // (batch); null: every sequence has seq_len rows
+  const std::int32_t* offsets = nullptr;  // (batch); null: every sequence starts at position 0
+};
+
+// Which rows get logits: `rows` indexes the flattened (batch * seq_len) rows;
+// the output then has shape (count, vocab_size). Null: every row, in order.
+struct logit_rows {
+  const std::int32_t* rows = nullptr;
+  std::int64_t count = 0;
 };
 
 template <class Backend>
@@ -34,7 +45,9 @@ class llada_forward {
  public:
   template <class T>
   using buffer = typename Backend::template buffer<T>;
+  using cache_type = kv_cache<Backend>;
 
+  // `model` must outlive the forward object.
   explicit llada_forward(const llada_model& model, Backend backend = {})
       : model_(model), backend_(std::move(backend)) {
     const llada_config& c = model.config();
@@ -44,14 +57,18 @@ class llada_forward {
   const llada_model& model() const { return model_; }
   Backend& backend() { return backend_; }
 
-  // logits (batch, seq_len, vocab_size), fp32, in the backend's memory.
-  void operator()(const token_batch& in, attention_mask mask, float* logits) {
+  // Logits in fp32 in the backend's memory: (batch, seq_len, vocab_size) with
+  // padding rows zeroed, or (rows.count, vocab_size) when rows are selected.
+  // With a cache, the rows' K/V are stored at their positions and attention
+  // covers every cached key up to the row's position (subject to the mask).
+  void operator()(const token_batch& in, attention_mask mask, float* logits, cache_type* cache = nullptr,
+                  logit_rows selected = {}) {
     const llada_config& c = model_.config();
     const llada_weights& w = model_.weights();
-    check(in);
+    check(in, cache, selected);
     const std::int64_t rows = in.batch * in.seq_len, d = c.d_model, hd = c.head_dim();
     const std::int64_t q_width = c.n_heads * hd, kv_width = c.n_kv_heads * hd, hidden = c.mlp_hidden_size;
-    stage_inputs(in);
+    stage_inputs(in, cache != nullptr, selected);
     x_.reserve_at_least(std::size_t(rows * d));
     normed_.reserve_at_least(std::size_t(rows * d));
     q_.reserve_at_least(std::size_t(rows * q_width));
@@ -64,20 +81,34 @@ class llada_forward {
     const float eps = float(c.rms_norm_eps);
     attention_shape shape;
     shape.batch = in.batch;
-    shape.q_len = shape.kv_len = in.seq_len;
+    shape.q_len = in.seq_len;
+    shape.kv_capacity = cache ? cache->capacity() : in.seq_len;
     shape.heads = c.n_heads;
     shape.kv_heads = c.n_kv_heads;
     shape.head_dim = hd;
+    const attention_extents extents{offsets_.data(), lengths_.data(), kv_lengths_.data()};
 
     backend_.embedding(tokens_.data(), rows, w.wte, x_.data());  // x (rows, d)
-    for (const llada_layer_weights& l : w.layers) {
+    for (std::size_t layer = 0; layer < w.layers.size(); ++layer) {
+      const llada_layer_weights& l = w.layers[layer];
       backend_.rmsnorm(x_.data(), rows, d, l.attn_norm, eps, normed_.data());
       backend_.matmul_nt(normed_.data(), rows, l.q_proj, q_width, q_.data(), false);  // (rows, heads, hd)
       backend_.matmul_nt(normed_.data(), rows, l.k_proj, kv_width, k_.data(), false);  // (rows, kv_heads, hd)
       backend_.matmul_nt(normed_.data(), rows, l.v_proj, kv_width, v_.data(), false);
       backend_.rope(q_.data(), rows, c.n_heads, hd, positions_.data(), rope_);
       backend_.rope(k_.data(), rows, c.n_kv_heads, hd, positions_.data(), rope_);
-      backend_.attention(q_.data(), k_.data(), v_.data(), attended_.data(), shape, lengths_.data(), mask);
+      const float* keys = k_.data();
+      const float* values = v_.data();
+      if (cache) {
+        // (rows, kv_width) -> (batch, capacity, kv_width) at each row's position
+        backend_.scatter_rows(k_.data(), in.batch, in.seq_len, kv_width, offsets_.data(), lengths_.data(),
+                              cache->capacity(), cache->keys(layer));
+        backend_.scatter_rows(v_.data(), in.batch, in.seq_len, kv_width, offsets_.data(), lengths_.data(),
+                              cache->capacity(), cache->values(layer));
+        keys = cache->keys(layer);
+        values = cache->values(layer);
+      }
+      backend_.attention(q_.data(), keys, values, attended_.data(), shape, extents, mask);
       backend_.matmul_nt(attended_.data(), rows, l.attn_out, d, x_.data(), true);  // x += attn_out(.)
 
       backend_.rmsnorm(x_.data(), rows, d, l.ff_norm, eps, normed_.data());
@@ -86,13 +117,20 @@ class llada_forward {
       backend_.swiglu(gate_.data(), up_.data(), rows * hidden, gate_.data());
       backend_.matmul_nt(gate_.data(), rows, l.ff_out, d, x_.data(), true);  // x += ff_out(.)
     }
+    if (selected.rows) {
+      // Only the requested rows reach ln_f and the head: (count, d) -> (count, vocab)
+      backend_.gather_rows(x_.data(), selected_.data(), selected.count, d, attended_.data());
+      backend_.rmsnorm(attended_.data(), selected.count, d, w.ln_f, eps, normed_.data());
+      backend_.matmul_nt(normed_.data(), selected.count, w.head, c.vocab_size, logits, false);
+      return;
+    }
     backend_.rmsnorm(x_.data(), rows, d, w.ln_f, eps, normed_.data());
     backend_.matmul_nt(normed_.data(), rows, w.head, c.vocab_size, logits, false);  // (rows, vocab)
     backend_.zero_padding_rows(logits, in.batch, in.seq_len, c.vocab_size, lengths_.data());
   }
 
  private:
-  void check(const token_batch& in) const {
+  void check(const token_batch& in, const cache_type* cache, const logit_rows& selected) const {
     const llada_config& c = model_.config();
     if (!in.tokens) throw argument_error("forward: token pointer is null");
     if (in.batch <= 0) throw argument_error(concat("forward: batch must be positive, got ", in.batch));
@@ -100,43 +138,67 @@ class llada_forward {
     if (in.seq_len > c.max_sequence_length)
       throw argument_error(concat("forward: seq_len ", in.seq_len, " exceeds max_sequence_length ",
                                   c.max_sequence_length, " of ", model_.directory()));
+    if (cache && cache->batch() != in.batch)
+      throw argument_error(concat("forward: cache holds ", cache->batch(), " sequences, the batch has ", in.batch));
     for (std::int64_t b = 0; b < in.batch; ++b) {
       const std::int64_t length = in.lengths ? in.lengths[b] : in.seq_len;
+      const std::int64_t offset = in.offsets ? in.offsets[b] : 0;
       if (length < 1 || length > in.seq_len)
         throw argument_error(concat("forward: length ", length, " of sequence ", b, " is outside [1, ", in.seq_len, "]"));
+      if (offset < 0 || (offset > 0 && !cache))
+        throw argument_error(concat("forward: offset ", offset, " of sequence ", b, " needs a K/V cache"));
+      const std::int64_t limit = cache ? cache->capacity() : c.max_sequence_length;
+      if (offset + length > limit)
+        throw argument_error(concat("forward: sequence ", b, " reaches position ", offset + length, " beyond ",
+                                    cache ? "the cache capacity " : "max_sequence_length ", limit));
       for (std::int64_t i = 0; i < length; ++i) {
         const std::int32_t t = in.tokens[b * in.seq_len + i];
         if (t < 0 || t >= c.vocab_size)
-          throw argument_error(concat("forward: token id ", t, " at sequence ", b, ", position ", i,
+          throw argument_error(concat("forward: token id ", t, " at sequence ", b, ", position ", offset + i,
                                       " is outside the vocabulary [0, ", c.vocab_size, ")"));
       }
     }
+    if (selected.rows) {
+      if (selected.count <= 0) throw argument_error("forward: an empty logit row selection");
+      for (std::int64_t r = 0; r < selected.count; ++r)
+        if (selected.rows[r] < 0 || selected.rows[r] >= in.batch * in.seq_len)
+          throw argument_error(concat("forward: logit row ", selected.rows[r], " is outside the batch's ",
+                                      in.batch * in.seq_len, " rows"));
+    }
   }
 
-  // Token ids with padding replaced by 0, positions, and lengths, on the backend.
-  void stage_inputs(const token_batch& in) {
+  // Token ids (padding replaced by 0), positions, extents and selected rows, on the backend.
+  void stage_inputs(const token_batch& in, bool cached, const logit_rows& selected) {
     const std::int64_t rows = in.batch * in.seq_len;
     host_tokens_.assign(std::size_t(rows), 0);
     host_positions_.resize(std::size_t(rows));
     host_lengths_.resize(std::size_t(in.batch));
+    host_offsets_.resize(std::size_t(in.batch));
+    host_kv_lengths_.resize(std::size_t(in.batch));
     for (std::int64_t b = 0; b < in.batch; ++b) {
-      const std::int64_t length = in.lengths ? in.lengths[b] : in.seq_len;
-      host_lengths_[std::size_t(b)] = std::int32_t(length);
+      const std::int32_t length = in.lengths ? in.lengths[b] : std::int32_t(in.seq_len);
+      const std::int32_t offset = in.offsets ? in.offsets[b] : 0;
+      host_lengths_[std::size_t(b)] = length;
+      host_offsets_[std::size_t(b)] = offset;
+      host_kv_lengths_[std::size_t(b)] = cached ? offset + length : length;
       for (std::int64_t i = 0; i < in.seq_len; ++i) {
-        host_positions_[std::size_t(b * in.seq_len + i)] = std::int32_t(i);
+        host_positions_[std::size_t(b * in.seq_len + i)] = std::int32_t(offset + std::min<std::int64_t>(i, length - 1));
         if (i < length) host_tokens_[std::size_t(b * in.seq_len + i)] = in.tokens[b * in.seq_len + i];
       }
     }
     backend_.upload(host_tokens_.data(), host_tokens_.size(), tokens_);
     backend_.upload(host_positions_.data(), host_positions_.size(), positions_);
     backend_.upload(host_lengths_.data(), host_lengths_.size(), lengths_);
+    backend_.upload(host_offsets_.data(), host_offsets_.size(), offsets_);
+    backend_.upload(host_kv_lengths_.data(), host_kv_lengths_.size(), kv_lengths_);
+    if (selected.rows) backend_.upload(selected.rows, std::size_t(selected.count), selected_);
   }
 
   const llada_model& model_;
   Backend backend_;
   typename Backend::rope_table_type rope_;
-  std::vector<std::int32_t> host_tokens_, host_positions_, host_lengths_;
-  buffer<std::int32_t> tokens_, positions_, lengths_;
+  std::vector<std::int32_t> host_tokens_, host_positions_, host_lengths_, host_offsets_, host_kv_lengths_;
+  buffer<std::int32_t> tokens_, positions_, lengths_, offsets_, kv_lengths_, selected_;
   buffer<float> x_, normed_, q_, k_, v_, attended_, gate_, up_;
 };
 

@@ -79,7 +79,7 @@ inline void attention(const float* q, const float* k, const float* v, float* out
       const float* vv = v + ((b * s.kv_capacity + j) * s.kv_heads + kvh) * hd;
       for (std::int64_t d = 0; d < hd; ++d) o[d] += p * vv[d];
     }
-  });
+  }, 2 * s.kv_capacity * hd);
 }
 
 }  // namespace cpu

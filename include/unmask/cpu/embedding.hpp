@@ -14,7 +14,7 @@ namespace unmask::cpu {
 
 inline void embedding(const std::int32_t* tokens, std::int64_t rows, const tensor_ref& wte, float* out) {
   const std::int64_t dim = wte.shape[1];
-  parallel_for(0, rows, [&](std::int64_t r) { widen_rows(wte, tokens[r], 1, out + r * dim); });
+  parallel_for(0, rows, [&](std::int64_t r) { widen_rows(wte, tokens[r], 1, out + r * dim); }, dim);
 }
 
 }  // namespace unmask::cpu

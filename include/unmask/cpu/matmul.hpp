@@ -137,7 +137,7 @@ inline void matmul_nt_portable(const float* x, std::int64_t rows, const tensor_r
       case 1: detail::panel_kernel<1>(x + r * k, k, panel.data(), y + r * n + n0, n, count, accumulate); break;
       default: break;
     }
-  });
+  }, (rows + 1) * width * k);
 }
 
 #if defined(UNMASK_USE_CBLAS)

@@ -23,7 +23,7 @@ inline void rmsnorm(const float* x, std::int64_t rows, std::int64_t dim, const t
     for (std::int64_t i = 0; i < dim; ++i) sum += double(xr[i]) * xr[i];
     const float scale = 1.0f / std::sqrt(float(sum / double(dim)) + eps);
     for (std::int64_t i = 0; i < dim; ++i) yr[i] = (xr[i] * scale) * load_as_float(weight.data, weight.type, i);
-  });
+  }, 2 * dim);
 }
 
 }  // namespace unmask::cpu

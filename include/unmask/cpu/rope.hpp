@@ -24,7 +24,7 @@ inline std::vector<float> rope_table(std::int64_t count, std::int64_t head_dim, 
       table[std::size_t((p * half + i) * 2)] = std::cos(angle);
       table[std::size_t((p * half + i) * 2 + 1)] = std::sin(angle);
     }
-  });
+  }, 64 * half);
   return table;
 }
 
@@ -38,7 +38,7 @@ inline void rope(float* x, std::int64_t rows, std::int64_t heads, std::int64_t h
       float* v = x + (r * heads + h) * head_dim;
       for (std::int64_t i = 0; i < half; ++i) rope_rotate(v[i], v[i + half], cs[2 * i], cs[2 * i + 1]);
     }
-  });
+  }, heads * head_dim);
 }
 
 }  // namespace unmask::cpu

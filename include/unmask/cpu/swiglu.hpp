@@ -23,7 +23,7 @@ inline void swiglu(const float* gate, const float* up, std::int64_t n, float* ou
   parallel_for(0, (n + chunk - 1) / chunk, [&](std::int64_t c) {
     const std::int64_t end = std::min(n, (c + 1) * chunk);
     for (std::int64_t i = c * chunk; i < end; ++i) out[i] = silu(gate[i]) * up[i];
-  });
+  }, 8 * chunk);
 }
 
 }  // namespace cpu

@@ -1,0 +1,405 @@
+// unmask/decode/diffusion_decoder.hpp
+//
+// The masked-diffusion decode loop (LLaDA generate, Fast-dLLM, Dream, MDLM),
+// written once over a backend. Each sequence's canvas is its prompt followed
+// by gen_length mask tokens; the generated part is split into semi-
+// autoregressive blocks decoded left to right (block_layout). Within a block,
+// every step runs the model over the canvases of the sequences still working
+// on the block (logits only for the block's rows), then either
+//  - confidence mode: proposes a token and a confidence for every masked
+//    position of the block (choose_token), sorts them by confidence and
+//    commits the prefix the selection rule asks for, with the count from the
+//    schedule for top-k (LLaDA, Dream) and until the block is full for
+//    threshold, factor and entropy-bounded rules; or
+//  - ancestral mode (MDLM, Dream `origin`, ReMDM): reveals each masked
+//    position with the schedule's probability and, under ReMDM, remasks
+//    decoded ones; the model's output is reused when a canvas did not change,
+//    and a final argmax removes any mask left at the end of a block.
+// Randomness is keyed by (seed, sequence id, the sequence's own step count,
+// position, vocabulary index), so a sequence decodes the same tokens alone or
+// in any batch. A sequence leaves the batch when it is done; with
+// stop_at_eos, a block that produced the end-of-sequence token ends it (the
+// rest of its canvas is filled with that token).
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <numeric>
+#include <vector>
+
+#include "unmask/core/error.hpp"
+#include "unmask/model/llada_forward.hpp"
+#include "unmask/policy/confidence.hpp"
+#include "unmask/policy/guidance.hpp"
+#include "unmask/policy/remasking.hpp"
+#include "unmask/policy/sampling.hpp"
+#include "unmask/policy/selection.hpp"
+#include "unmask/random/philox.hpp"
+#include "unmask/schedule/block_layout.hpp"
+#include "unmask/schedule/count_schedule.hpp"
+#include "unmask/schedule/noise_schedule.hpp"
+
+namespace unmask {
+
+enum class decode_mode : std::uint8_t { confidence, ancestral };
+
+struct diffusion_settings {
+  block_layout layout{128, 128, 128};
+  decode_mode mode = decode_mode::confidence;
+  count_schedule schedule;                                   // confidence mode, top-k and stochastic rules
+  confidence_metric confidence = confidence_metric::max_prob;
+  selection_rule selection;
+  sampling_settings sampling;
+  noise_schedule noise;                                      // ancestral mode
+  remdm_settings remasking;                                  // ancestral mode
+  float cfg_scale = 0.0f;
+  attention_mask attention = attention_mask::full();
+  std::uint64_t seed = 0;
+  bool stop_at_eos = false;
+  std::int32_t eos_token_id = -1;  // -1: the model's
+
+  void validate() const {
+    layout.validate(mode == decode_mode::ancestral || selection.uses_schedule());
+    selection.validate();
+    sampling.validate();
+    remasking.validate();
+    if (!(cfg_scale >= 0.0f)) throw argument_error(concat("cfg_scale must be >= 0, got ", cfg_scale));
+  }
+};
+
+// One sequence to decode: its prompt and the id that keys its random numbers.
+struct decode_request {
+  std::vector<std::int32_t> prompt;
+  std::uint32_t id = 0;
+};
+
+struct sequence_output {
+  std::vector<std::int32_t> canvas;  // prompt + generated tokens
+  std::int32_t prompt_length = 0;
+  std::int64_t forwards = 0;         // model calls this sequence took part in
+  std::int64_t committed = 0;        // tokens committed (remasked ones count again)
+  bool stopped_at_eos = false;
+};
+
+struct decode_output {
+  std::vector<sequence_output> sequences;
+  std::int64_t forwards = 0;  // model calls (a guided step is one call over the doubled batch)
+  std::int64_t committed = 0;
+  double seconds = 0.0;
+  double tokens_per_forward() const { return forwards ? double(committed) / double(forwards) : 0.0; }
+};
+
+// What a step callback sees: the canvas after the step's commits.
+struct decode_event {
+  std::size_t sequence;  // index into the request list
+  std::int32_t block, step;
+  const std::vector<std::int32_t>* canvas;
+  const std::vector<std::int32_t>* committed_positions;
+};
+using decode_callback = std::function<void(const decode_event&)>;
+
+template <class Backend>
+class diffusion_decoder {
+ public:
+  diffusion_decoder(const llada_model& model, diffusion_settings settings, Backend backend = {})
+      : model_(model), settings_(settings), forward_(model, std::move(backend)) {
+    settings_.validate();
+    if (settings_.eos_token_id < 0) settings_.eos_token_id = std::int32_t(model.config().eos_token_id);
+  }
+
+  const diffusion_settings& settings() const { return settings_; }
+
+  decode_output generate(const std::vector<decode_request>& requests, const decode_callback& callback = {}) {
+    const auto start = std::chrono::steady_clock::now();
+    const llada_config& c = model_.config();
+    const block_layout& layout = settings_.layout;
+    if (requests.empty()) throw argument_error("generate: no sequences");
+    std::vector<state> states(requests.size());
+    for (std::size_t s = 0; s < requests.size(); ++s) {
+      const auto& prompt = requests[s].prompt;
+      const std::int64_t total = std::int64_t(prompt.size()) + layout.gen_length;
+      if (total > c.max_sequence_length)
+        throw argument_error(concat("generate: prompt of ", prompt.size(), " tokens + gen_length ", layout.gen_length,
+                                    " exceeds max_sequence_length ", c.max_sequence_length));
+      for (std::int32_t t : prompt)
+        if (t < 0 || t >= c.vocab_size)
+          throw argument_error(concat("generate: prompt token ", t, " of sequence ", s, " is outside the vocabulary"));
+      state& st = states[s];
+      st.id = requests[s].id;
+      st.out.prompt_length = std::int32_t(prompt.size());
+      st.out.canvas = prompt;
+      st.out.canvas.resize(std::size_t(total), std::int32_t(c.mask_token_id));
+    }
+    decode_output result;
+    for (std::int32_t block = 0; block < layout.blocks(); ++block) {
+      for (state& st : states) {
+        st.block_begin = st.out.prompt_length + block * layout.block_length;
+        st.block_end = st.block_begin + layout.block_length;
+        st.initial_masks = st.done ? 0 : count_masks(st);
+        st.block_step = 0;
+        st.logits_valid = false;
+      }
+      if (settings_.mode == decode_mode::confidence)
+        run_confidence_block(states, block, result, callback);
+      else
+        run_ancestral_block(states, block, result, callback);
+      if (settings_.stop_at_eos) {
+        for (state& st : states) {
+          if (st.done) continue;
+          const auto first = st.out.canvas.begin() + st.block_begin, last = st.out.canvas.begin() + st.block_end;
+          if (std::find(first, last, settings_.eos_token_id) != last) {
+            std::fill(last, st.out.canvas.end(), settings_.eos_token_id);
+            st.done = st.out.stopped_at_eos = true;
+          }
+        }
+      }
+    }
+    for (state& st : states) {
+      result.committed += st.out.committed;
+      result.sequences.push_back(std::move(st.out));
+    }
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return result;
+  }
+
+ private:
+  struct state {
+    sequence_output out;
+    std::uint32_t id = 0;
+    std::uint32_t rng_step = 0;  // this sequence's own step counter
+    std::int32_t block_begin = 0, block_end = 0, initial_masks = 0, block_step = 0;
+    bool done = false;
+    // ancestral mode: the last logits of the block's rows, reused while the canvas is unchanged
+    bool logits_valid = false;
+    std::vector<float> block_logits;   // (block_length, vocab)
+    std::vector<float> token_prob;     // (block_length) psi for ReMDM conf
+  };
+
+  std::int32_t count_masks(const state& st) const {
+    const std::int32_t mask = std::int32_t(model_.config().mask_token_id);
+    return std::int32_t(std::count(st.out.canvas.begin() + st.block_begin, st.out.canvas.begin() + st.block_end, mask));
+  }
+
+  // Runs the model on the given sequences; returns logits of `rows` per
+  // sequence (block-relative positions), (sum of rows, vocab), CFG applied.
+  void run_model(std::vector<state*>& batch, const std::vector<std::vector<std::int32_t>>& rows,
+                 std::vector<float>& logits, decode_output& result) {
+    const llada_config& c = model_.config();
+    const std::int64_t vocab = c.vocab_size;
+    const bool guided = settings_.cfg_scale > 0.0f;
+    const std::int64_t n = std::int64_t(batch.size()), copies = guided ? 2 : 1;
+    std::int64_t width = 0;
+    for (state* st : batch) width = std::max<std::int64_t>(width, std::int64_t(st->out.canvas.size()));
+    tokens_.assign(std::size_t(copies * n * width), 0);
+    lengths_.resize(std::size_t(copies * n));
+    selected_.clear();
+    for (std::int64_t copy = 0; copy < copies; ++copy) {
+      for (std::int64_t b = 0; b < n; ++b) {
+        const state& st = *batch[std::size_t(b)];
+        const std::int64_t slot = copy * n + b;
+        std::int32_t* dst = tokens_.data() + slot * width;
+        std::copy(st.out.canvas.begin(), st.out.canvas.end(), dst);
+        if (copy == 1) std::fill(dst, dst + st.out.prompt_length, std::int32_t(c.mask_token_id));  // unconditional
+        lengths_[std::size_t(slot)] = std::int32_t(st.out.canvas.size());
+        for (std::int32_t r : rows[std::size_t(b)]) selected_.push_back(std::int32_t(slot * width + st.block_begin + r));
+      }
+    }
+    const std::int64_t count = std::int64_t(selected_.size());
+    raw_.resize(std::size_t(count * vocab));
+    forward_({tokens_.data(), copies * n, width, lengths_.data()}, settings_.attention, raw_.data(), nullptr,
+             {selected_.data(), count});
+    ++result.forwards;
+    for (state* st : batch) ++st->out.forwards;
+    const std::int64_t half = guided ? count / 2 : count;
+    logits.resize(std::size_t(half * vocab));
+    if (!guided) {
+      logits.swap(raw_);
+      return;
+    }
+    for (std::int64_t i = 0; i < half * vocab; ++i)
+      logits[std::size_t(i)] = guided_logit(raw_[std::size_t(i)], raw_[std::size_t(half * vocab + i)], settings_.cfg_scale);
+  }
+
+  void run_confidence_block(std::vector<state>& states, std::int32_t block, decode_output& result,
+                            const decode_callback& callback) {
+    const llada_config& c = model_.config();
+    const std::int32_t mask = std::int32_t(c.mask_token_id), steps = settings_.layout.steps_per_block();
+    const std::int64_t vocab = c.vocab_size;
+    const counter_rng rng{settings_.seed};
+    std::vector<state*> batch;
+    std::vector<std::vector<std::int32_t>> rows;
+    std::vector<float> logits;
+    struct candidate {
+      std::int32_t position;  // block-relative
+      std::int32_t token;
+      float score, order_key;
+    };
+    std::vector<candidate> candidates;
+    std::vector<float> sorted_scores;
+    std::vector<std::int32_t> committed;
+    for (;;) {
+      batch.clear();
+      rows.clear();
+      for (state& st : states) {
+        if (st.done || count_masks(st) == 0) continue;
+        batch.push_back(&st);
+        rows.emplace_back();
+        for (std::int32_t p = st.block_begin; p < st.block_end; ++p)
+          if (st.out.canvas[std::size_t(p)] == mask) rows.back().push_back(p - st.block_begin);
+      }
+      if (batch.empty()) return;
+      run_model(batch, rows, logits, result);
+      std::int64_t row = 0;
+      for (std::size_t b = 0; b < batch.size(); ++b) {
+        state& st = *batch[b];
+        candidates.clear();
+        for (std::int32_t r : rows[b]) {
+          const draw_site site{st.id, st.rng_step, std::uint32_t(st.block_begin + r)};
+          const token_choice choice = choose_token(logits.data() + row * vocab, vocab, settings_.sampling,
+                                                   settings_.confidence, mask, rng, site);
+          float key = choice.confidence;
+          if (settings_.selection.kind == selection_kind::stochastic)
+            key = choice.confidence / settings_.selection.alg_temp +
+                  rng.gumbel(random_purpose::selection, site.sequence, site.step, site.position, 0);
+          candidates.push_back({r, choice.token, choice.confidence, key});
+          ++row;
+        }
+        // Highest first; ties go to the earlier position.
+        std::stable_sort(candidates.begin(), candidates.end(),
+                         [](const candidate& a, const candidate& x) { return a.order_key > x.order_key; });
+        sorted_scores.clear();
+        for (const candidate& k : candidates) sorted_scores.push_back(k.score);
+        const std::int32_t m = std::int32_t(candidates.size());
+        const std::int32_t scheduled = settings_.schedule.count(st.block_step, steps, st.initial_masks, m);
+        const std::int32_t take =
+            settings_.selection.commit_count(sorted_scores.data(), m, scheduled, settings_.confidence);
+        committed.clear();
+        for (std::int32_t i = 0; i < take; ++i) {
+          const candidate& k = candidates[std::size_t(i)];
+          st.out.canvas[std::size_t(st.block_begin + k.position)] = k.token;
+          committed.push_back(st.block_begin + k.position);
+        }
+        st.out.committed += take;
+        ++st.block_step;
+        ++st.rng_step;
+        if (callback) {
+          std::sort(committed.begin(), committed.end());
+          callback({std::size_t(&st - states.data()), block, st.block_step - 1, &st.out.canvas, &committed});
+        }
+      }
+    }
+  }
+
+  void run_ancestral_block(std::vector<state>& states, std::int32_t block, decode_output& result,
+                           const decode_callback& callback) {
+    const llada_config& c = model_.config();
+    const std::int32_t mask = std::int32_t(c.mask_token_id), steps = settings_.layout.steps_per_block();
+    const std::int32_t length = settings_.layout.block_length;
+    const std::int64_t vocab = c.vocab_size;
+    const counter_rng rng{settings_.seed};
+    const remdm_settings& remdm = settings_.remasking;
+    std::vector<state*> batch;
+    std::vector<std::vector<std::int32_t>> rows;
+    std::vector<float> logits;
+    std::vector<std::int32_t> committed;
+    std::vector<std::int32_t> all_rows(static_cast<std::size_t>(length));
+    std::iota(all_rows.begin(), all_rows.end(), 0);
+    // Fills st.block_logits for every sequence whose canvas changed.
+    auto refresh = [&](std::vector<state*>& active) {
+      batch.clear();
+      rows.clear();
+      for (state* st : active)
+        if (!st->logits_valid) batch.push_back(st), rows.push_back(all_rows);
+      if (batch.empty()) return;
+      run_model(batch, rows, logits, result);
+      for (std::size_t b = 0; b < batch.size(); ++b) {
+        state& st = *batch[b];
+        st.block_logits.assign(logits.begin() + std::int64_t(b) * length * vocab,
+                               logits.begin() + std::int64_t(b + 1) * length * vocab);
+        st.logits_valid = true;
+      }
+    };
+    std::vector<state*> active;
+    for (std::int32_t step = 0; step <= steps; ++step) {
+      const bool final_cleanup = step == steps;
+      active.clear();
+      for (state& st : states)
+        if (!st.done && (count_masks(st) > 0 || (!final_cleanup && remdm.strategy != remask_strategy::none)))
+          active.push_back(&st);
+      if (active.empty()) return;
+      refresh(active);
+      const float t = settings_.noise.time(step, steps), s = settings_.noise.time(step + 1, steps);
+      const bool loop = remdm.strategy == remask_strategy::loop;
+      const float alpha_t = loop ? remdm.loop_alpha(t) : settings_.noise.alpha(t);
+      const float alpha_s = loop ? remdm.loop_alpha(s) : settings_.noise.alpha(s);
+      const float sigma = remdm.sigma(t, alpha_t, alpha_s);
+      for (state* stp : active) {
+        state& st = *stp;
+        committed.clear();
+        bool changed = false;
+        // ReMDM conf: per-token rates from softmax(-psi) over decoded positions.
+        float conf_norm = 0.0f, conf_max = -INFINITY;
+        std::int32_t decoded = 0;
+        if (remdm.strategy == remask_strategy::conf) {
+          st.token_prob.assign(std::size_t(length), 0.0f);
+          for (std::int32_t r = 0; r < length; ++r) {
+            const std::int32_t tok = st.out.canvas[std::size_t(st.block_begin + r)];
+            if (tok == mask) continue;
+            vocab_stats stats;
+            const float* row = st.block_logits.data() + std::int64_t(r) * vocab;
+            for (std::int64_t v = 0; v < vocab; ++v) stats.push(row[v], std::int32_t(v));
+            st.token_prob[std::size_t(r)] = stats.probability(row[tok]);
+            conf_max = std::max(conf_max, -st.token_prob[std::size_t(r)]);
+            ++decoded;
+          }
+          for (std::int32_t r = 0; r < length; ++r)
+            if (st.out.canvas[std::size_t(st.block_begin + r)] != mask)
+              conf_norm += std::exp(-st.token_prob[std::size_t(r)] - conf_max);
+        }
+        const float masked_sigma =
+            remdm.strategy == remask_strategy::conf ? (decoded ? sigma / float(decoded) : 0.0f) : sigma;
+        const float reveal = final_cleanup ? 1.0f
+                             : remdm.strategy == remask_strategy::none
+                                 ? settings_.noise.reveal_probability(step, steps)
+                                 : remdm_reveal_probability(alpha_t, alpha_s, masked_sigma);
+        for (std::int32_t r = 0; r < length; ++r) {
+          const std::uint32_t position = std::uint32_t(st.block_begin + r);
+          std::int32_t& tok = st.out.canvas[position];
+          if (tok == mask) {
+            if (!final_cleanup && rng.uniform(random_purpose::reveal, st.id, st.rng_step, position, 0) >= reveal) continue;
+            sampling_settings sampling = settings_.sampling;
+            if (final_cleanup) sampling.temperature = 0.0f;  // noise removal: argmax
+            const token_choice choice = choose_token(st.block_logits.data() + std::int64_t(r) * vocab, vocab, sampling,
+                                                     confidence_metric::max_prob, mask, rng,
+                                                     {st.id, st.rng_step, position});
+            tok = choice.token;
+            committed.push_back(std::int32_t(position));
+            ++st.out.committed;
+            changed = true;
+          } else if (!final_cleanup && sigma > 0.0f && std::int32_t(position) >= st.out.prompt_length) {
+            const float rate = remdm.strategy == remask_strategy::conf
+                                   ? std::exp(-st.token_prob[std::size_t(r)] - conf_max) / conf_norm * sigma
+                                   : sigma;
+            if (rng.uniform(random_purpose::remask, st.id, st.rng_step, position, 0) < rate) {
+              tok = mask;
+              changed = true;
+            }
+          }
+        }
+        if (changed) st.logits_valid = false;
+        ++st.rng_step;
+        if (callback) callback({std::size_t(&st - states.data()), block, step, &st.out.canvas, &committed});
+      }
+    }
+  }
+
+  const llada_model& model_;
+  diffusion_settings settings_;
+  llada_forward<Backend> forward_;
+  std::vector<std::int32_t> tokens_, lengths_, selected_;
+  std::vector<float> raw_;
+};
+
+}  // namespace unmask

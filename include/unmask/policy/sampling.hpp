@@ -1,0 +1,139 @@
+// unmask/policy/sampling.hpp
+//
+// Choosing the token for one masked position, and its confidence.
+//  - Temperature 0: the argmax of the logits.
+//  - Temperature T > 0: the Gumbel-max trick, argmax_v (l_v / T + g_v) with
+//    g_v = -log(-log u_v) from the counter-based generator, which samples
+//    exactly from softmax(l / T). LLaDA's add_gumbel_noise computes
+//    argmax exp(l) / (-log u)^T in float64, the same ordering (SPEC section 5).
+//  - Dream's filters, in Dream's order: temperature, then top-p (sort by
+//    logit, keep token i when the probability mass before it is <= p, so the
+//    top token always stays), then top-k (keep logits >= the k-th largest).
+// The confidence is computed on one of two distributions: the raw logits
+// (LLaDA: softmax(l)[x0] even when x0 was sampled with noise) or the filtered,
+// tempered sampling distribution (Dream's sample_tokens). The mask token is
+// never proposed (a committed mask would never be decoded), but stays in the
+// normalisation of the raw distribution as in the references.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <vector>
+
+#include "unmask/core/error.hpp"
+#include "unmask/policy/confidence.hpp"
+#include "unmask/policy/vocab_stats.hpp"
+#include "unmask/random/philox.hpp"
+
+namespace unmask {
+
+struct sampling_settings {
+  float temperature = 0.0f;
+  std::int32_t top_k = 0;   // 0: off
+  float top_p = 1.0f;       // 1: off
+  bool confidence_on_sampling_distribution = false;  // Dream: true; LLaDA: false
+
+  void validate() const {
+    if (!(temperature >= 0.0f) || !std::isfinite(temperature))
+      throw argument_error(concat("temperature must be >= 0, got ", temperature));
+    if (top_k < 0) throw argument_error(concat("top_k must be >= 0, got ", top_k));
+    if (!(top_p > 0.0f && top_p <= 1.0f)) throw argument_error(concat("top_p must be in (0, 1], got ", top_p));
+  }
+  bool filters() const { return top_k > 0 || top_p < 1.0f; }
+};
+
+// Where a draw sits in the random stream.
+struct draw_site {
+  std::uint32_t sequence = 0, step = 0, position = 0;
+};
+
+struct token_choice {
+  std::int32_t token = -1;
+  float confidence = 0.0f;
+};
+
+namespace detail {
+
+// Marks kept[v] = true for the tokens Dream's top-p and top-k filters keep,
+// given logits already divided by the temperature.
+inline void dream_filter(const float* scaled, std::int64_t vocab, const sampling_settings& s, std::vector<char>& kept) {
+  kept.assign(std::size_t(vocab), 1);
+  std::vector<std::int32_t> order(static_cast<std::size_t>(vocab));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) { return scaled[a] > scaled[b]; });
+  if (s.top_p < 1.0f) {
+    vocab_stats all;
+    for (std::int64_t v = 0; v < vocab; ++v) all.push(scaled[v], std::int32_t(v));
+    double mass_before = 0;
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      if (i > 0 && mass_before > s.top_p) kept[std::size_t(order[i])] = 0;
+      mass_before += all.probability(scaled[order[i]]);
+    }
+  }
+  if (s.top_k > 0) {
+    // The k-th largest among the tokens top-p kept (removed ones are -inf).
+    std::int64_t seen = 0;
+    float kth = -INFINITY;
+    for (std::int32_t v : order) {
+      if (!kept[std::size_t(v)]) continue;
+      kth = scaled[v];
+      if (++seen == s.top_k) break;
+    }
+    for (std::int64_t v = 0; v < vocab; ++v)
+      if (scaled[v] < kth) kept[std::size_t(v)] = 0;
+  }
+}
+
+}  // namespace detail
+
+// Chooses the token of one row of logits (vocab) and its confidence.
+inline token_choice choose_token(const float* logits, std::int64_t vocab, const sampling_settings& s,
+                                 confidence_metric metric, std::int32_t excluded_token, const counter_rng& rng,
+                                 const draw_site& site) {
+  const float uniform = metric == confidence_metric::random
+                            ? rng.uniform(random_purpose::confidence, site.sequence, site.step, site.position, 0)
+                            : 0.0f;
+  token_choice out;
+  const bool sampled = s.temperature > 0.0f;
+  if (!sampled && !(s.filters() && s.confidence_on_sampling_distribution)) {
+    // One pass: argmax (mask excluded) and the statistics of the raw logits.
+    vocab_stats stats;
+    float best = -INFINITY;
+    for (std::int64_t v = 0; v < vocab; ++v) {
+      stats.push(logits[v], std::int32_t(v));
+      if (v != excluded_token && logits[v] > best) best = logits[v], out.token = std::int32_t(v);
+    }
+    out.confidence = confidence_of(metric, stats, logits[out.token], uniform);
+    return out;
+  }
+  thread_local std::vector<float> scaled;
+  thread_local std::vector<char> kept;
+  scaled.resize(std::size_t(vocab));
+  const float inverse_t = sampled ? 1.0f / s.temperature : 1.0f;
+  for (std::int64_t v = 0; v < vocab; ++v) scaled[std::size_t(v)] = logits[v] * inverse_t;
+  if (s.filters()) detail::dream_filter(scaled.data(), vocab, s, kept);
+  else kept.assign(std::size_t(vocab), 1);
+  float best = -INFINITY;
+  for (std::int64_t v = 0; v < vocab; ++v) {
+    if (v == excluded_token || !kept[std::size_t(v)]) continue;
+    const float key = sampled ? scaled[std::size_t(v)] +
+                                    rng.gumbel(random_purpose::token, site.sequence, site.step, site.position, std::uint32_t(v))
+                              : scaled[std::size_t(v)];
+    if (key > best) best = key, out.token = std::int32_t(v);
+  }
+  if (out.token < 0) throw argument_error("choose_token: the filters removed every token");
+  vocab_stats stats;
+  if (s.confidence_on_sampling_distribution) {
+    for (std::int64_t v = 0; v < vocab; ++v)
+      if (kept[std::size_t(v)]) stats.push(scaled[std::size_t(v)], std::int32_t(v));
+    out.confidence = confidence_of(metric, stats, scaled[std::size_t(out.token)], uniform);
+  } else {
+    for (std::int64_t v = 0; v < vocab; ++v) stats.push(logits[v], std::int32_t(v));
+    out.confidence = confidence_of(metric, stats, logits[out.token], uniform);
+  }
+  return out;
+}
+
+}  // namespace unmask

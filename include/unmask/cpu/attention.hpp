@@ -38,11 +38,12 @@ struct attention_extents {
   const std::int32_t* q_offsets = nullptr;   // absolute position of query row 0; default 0
   const std::int32_t* q_lengths = nullptr;   // valid query rows; default q_len
   const std::int32_t* kv_lengths = nullptr;  // valid keys; default kv_capacity
+  const std::int32_t* kv_slots = nullptr;    // which K/V sequence slot a query sequence reads; default b
 };
 
 namespace cpu {
 
-// q (batch, q_len, heads, head_dim); k, v (batch, kv_capacity, kv_heads,
+// q (batch, q_len, heads, head_dim); k, v (slots, kv_capacity, kv_heads,
 // head_dim); out (batch, q_len, heads, head_dim).
 inline void attention(const float* q, const float* k, const float* v, float* out, const attention_shape& s,
                       const attention_extents& e, attention_mask mask) {
@@ -62,11 +63,11 @@ inline void attention(const float* q, const float* k, const float* v, float* out
     const std::int64_t key_end = mask.key_end(position, kv_length);
     if (key_end <= 0) return;
     const float* qv = q + ((b * s.q_len + i) * s.heads + h) * hd;
-    const std::int64_t kvh = h / group;
+    const std::int64_t kvh = h / group, slot = e.kv_slots ? e.kv_slots[b] : b;
     if (scores.size() < std::size_t(key_end)) scores.resize(std::size_t(key_end));
     float maximum = -std::numeric_limits<float>::infinity();
     for (std::int64_t j = 0; j < key_end; ++j) {
-      const float* kv = k + ((b * s.kv_capacity + j) * s.kv_heads + kvh) * hd;
+      const float* kv = k + ((slot * s.kv_capacity + j) * s.kv_heads + kvh) * hd;
       float dot = 0;
       for (std::int64_t d = 0; d < hd; ++d) dot += qv[d] * kv[d];
       scores[std::size_t(j)] = dot * scale;
@@ -76,7 +77,7 @@ inline void attention(const float* q, const float* k, const float* v, float* out
     for (std::int64_t j = 0; j < key_end; ++j) total += scores[std::size_t(j)] = std::exp(scores[std::size_t(j)] - maximum);
     for (std::int64_t j = 0; j < key_end; ++j) {
       const float p = scores[std::size_t(j)] / total;
-      const float* vv = v + ((b * s.kv_capacity + j) * s.kv_heads + kvh) * hd;
+      const float* vv = v + ((slot * s.kv_capacity + j) * s.kv_heads + kvh) * hd;
       for (std::int64_t d = 0; d < hd; ++d) o[d] += p * vv[d];
     }
   }, 2 * s.kv_capacity * hd);

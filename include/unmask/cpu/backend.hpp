@@ -56,12 +56,14 @@ struct cpu_backend {
                  const attention_extents& e, attention_mask mask) const {
     cpu::attention(q, k, v, out, s, e, mask);
   }
-  // src (batch, seq_len, width) rows i < lengths[b] -> dst (batch, capacity, width) at offsets[b] + i.
+  // src (batch, seq_len, width) rows i < lengths[b] -> dst (slots, capacity, width)
+  // at slot slots[b], row offsets[b] + i.
   void scatter_rows(const float* src, std::int64_t batch, std::int64_t seq_len, std::int64_t width,
-                    const std::int32_t* offsets, const std::int32_t* lengths, std::int64_t capacity, float* dst) const {
+                    const std::int32_t* offsets, const std::int32_t* lengths, const std::int32_t* slots,
+                    std::int64_t capacity, float* dst) const {
     for (std::int64_t b = 0; b < batch; ++b)
       std::copy(src + b * seq_len * width, src + (b * seq_len + lengths[b]) * width,
-                dst + (b * capacity + offsets[b]) * width);
+                dst + (std::int64_t(slots[b]) * capacity + offsets[b]) * width);
   }
   // dst (count, width) = src rows[i].
   void gather_rows(const float* src, const std::int32_t* rows, std::int64_t count, std::int64_t width,

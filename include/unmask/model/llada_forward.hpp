@@ -24,13 +24,16 @@ namespace unmask {
 
 // Token ids on the host: (batch, seq_len) rows, sequence b's valid rows are
 // [0, lengths[b]) at absolute positions offsets[b] + i. Offsets other than 0
-// need a K/V cache holding the earlier positions.
+// need a K/V cache holding the earlier positions; with a cache, sequence b
+// reads and writes cache slot cache_slots[b], so finished sequences can leave
+// the batch while the others keep their slots.
 struct token_batch {
   const std::int32_t* tokens = nullptr;   // (batch, seq_len)
   std::int64_t batch = 1;
   std::int64_t seq_len = 0;
   const std::int32_t* lengths = nullptr;  // (batch); null: every sequence has seq_len rows
   const std::int32_t* offsets = nullptr;  // (batch); null: every sequence starts at position 0
+  const std::int32_t* cache_slots = nullptr;  // (batch); the cache slot of each sequence; null: slot b
 };
 
 // Which rows get logits: `rows` indexes the flattened (batch * seq_len) rows;
@@ -86,7 +89,8 @@ class llada_forward {
     shape.heads = c.n_heads;
     shape.kv_heads = c.n_kv_heads;
     shape.head_dim = hd;
-    const attention_extents extents{offsets_.data(), lengths_.data(), kv_lengths_.data()};
+    const attention_extents extents{offsets_.data(), lengths_.data(), kv_lengths_.data(),
+                                    cache ? slots_.data() : nullptr};
 
     backend_.embedding(tokens_.data(), rows, w.wte, x_.data());  // x (rows, d)
     for (std::size_t layer = 0; layer < w.layers.size(); ++layer) {
@@ -102,9 +106,9 @@ class llada_forward {
       if (cache) {
         // (rows, kv_width) -> (batch, capacity, kv_width) at each row's position
         backend_.scatter_rows(k_.data(), in.batch, in.seq_len, kv_width, offsets_.data(), lengths_.data(),
-                              cache->capacity(), cache->keys(layer));
+                              slots_.data(), cache->capacity(), cache->keys(layer));
         backend_.scatter_rows(v_.data(), in.batch, in.seq_len, kv_width, offsets_.data(), lengths_.data(),
-                              cache->capacity(), cache->values(layer));
+                              slots_.data(), cache->capacity(), cache->values(layer));
         keys = cache->keys(layer);
         values = cache->values(layer);
       }
@@ -138,8 +142,13 @@ class llada_forward {
     if (in.seq_len > c.max_sequence_length)
       throw argument_error(concat("forward: seq_len ", in.seq_len, " exceeds max_sequence_length ",
                                   c.max_sequence_length, " of ", model_.directory()));
-    if (cache && cache->batch() != in.batch)
+    if (cache && !in.cache_slots && cache->batch() != in.batch)
       throw argument_error(concat("forward: cache holds ", cache->batch(), " sequences, the batch has ", in.batch));
+    if (cache && in.cache_slots)
+      for (std::int64_t b = 0; b < in.batch; ++b)
+        if (in.cache_slots[b] < 0 || in.cache_slots[b] >= cache->batch())
+          throw argument_error(concat("forward: cache slot ", in.cache_slots[b], " of sequence ", b,
+                                      " is outside the cache's ", cache->batch(), " slots"));
     for (std::int64_t b = 0; b < in.batch; ++b) {
       const std::int64_t length = in.lengths ? in.lengths[b] : in.seq_len;
       const std::int64_t offset = in.offsets ? in.offsets[b] : 0;
@@ -175,12 +184,14 @@ class llada_forward {
     host_lengths_.resize(std::size_t(in.batch));
     host_offsets_.resize(std::size_t(in.batch));
     host_kv_lengths_.resize(std::size_t(in.batch));
+    host_slots_.resize(std::size_t(in.batch));
     for (std::int64_t b = 0; b < in.batch; ++b) {
       const std::int32_t length = in.lengths ? in.lengths[b] : std::int32_t(in.seq_len);
       const std::int32_t offset = in.offsets ? in.offsets[b] : 0;
       host_lengths_[std::size_t(b)] = length;
       host_offsets_[std::size_t(b)] = offset;
       host_kv_lengths_[std::size_t(b)] = cached ? offset + length : length;
+      host_slots_[std::size_t(b)] = in.cache_slots ? in.cache_slots[b] : std::int32_t(b);
       for (std::int64_t i = 0; i < in.seq_len; ++i) {
         host_positions_[std::size_t(b * in.seq_len + i)] = std::int32_t(offset + std::min<std::int64_t>(i, length - 1));
         if (i < length) host_tokens_[std::size_t(b * in.seq_len + i)] = in.tokens[b * in.seq_len + i];
@@ -191,14 +202,15 @@ class llada_forward {
     backend_.upload(host_lengths_.data(), host_lengths_.size(), lengths_);
     backend_.upload(host_offsets_.data(), host_offsets_.size(), offsets_);
     backend_.upload(host_kv_lengths_.data(), host_kv_lengths_.size(), kv_lengths_);
+    backend_.upload(host_slots_.data(), host_slots_.size(), slots_);
     if (selected.rows) backend_.upload(selected.rows, std::size_t(selected.count), selected_);
   }
 
   const llada_model& model_;
   Backend backend_;
   typename Backend::rope_table_type rope_;
-  std::vector<std::int32_t> host_tokens_, host_positions_, host_lengths_, host_offsets_, host_kv_lengths_;
-  buffer<std::int32_t> tokens_, positions_, lengths_, offsets_, kv_lengths_, selected_;
+  std::vector<std::int32_t> host_tokens_, host_positions_, host_lengths_, host_offsets_, host_kv_lengths_, host_slots_;
+  buffer<std::int32_t> tokens_, positions_, lengths_, offsets_, kv_lengths_, slots_, selected_;
   buffer<float> x_, normed_, q_, k_, v_, attended_, gate_, up_;
 };
 

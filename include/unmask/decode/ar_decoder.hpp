@@ -1,0 +1,121 @@
+// unmask/decode/ar_decoder.hpp
+//
+// Autoregressive decoding on the same model machinery, the speed baseline for
+// diffusion decoding: one forward over the prompts (prefill, causal
+// attention, K/V written to the cache, logits only for each prompt's last
+// row), then one token per forward, each sequence feeding its newest token at
+// its own position against its cached keys. Tokens are chosen by the same
+// choose_token as diffusion decoding (greedy, or temperature / top-k / top-p
+// with the counter-based generator keyed by sequence id, token index and
+// position), so a sequence decodes the same alone or in any batch. A
+// sequence stops at end-of-sequence (when asked) or after max_new_tokens and
+// leaves the batch; its cache slot stays put.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include "unmask/decode/diffusion_decoder.hpp"
+
+namespace unmask {
+
+struct ar_settings {
+  std::int32_t max_new_tokens = 128;
+  sampling_settings sampling;
+  std::uint64_t seed = 0;
+  bool stop_at_eos = true;
+  std::int32_t eos_token_id = -1;  // -1: the model's
+  attention_mask attention = attention_mask::causal();
+
+  void validate() const {
+    if (max_new_tokens <= 0) throw argument_error(concat("max_new_tokens must be positive, got ", max_new_tokens));
+    sampling.validate();
+  }
+};
+
+template <class Backend>
+class ar_decoder {
+ public:
+  ar_decoder(const llada_model& model, ar_settings settings, Backend backend = {})
+      : model_(model), settings_(settings), forward_(model, std::move(backend)) {
+    settings_.validate();
+    if (settings_.eos_token_id < 0) settings_.eos_token_id = std::int32_t(model.config().eos_token_id);
+  }
+
+  // Each output canvas is the prompt followed by the generated tokens.
+  decode_output generate(const std::vector<decode_request>& requests, const decode_callback& callback = {}) {
+    const auto start = std::chrono::steady_clock::now();
+    const llada_config& c = model_.config();
+    const std::int64_t vocab = c.vocab_size, n = std::int64_t(requests.size());
+    if (requests.empty()) throw argument_error("generate: no sequences");
+    std::int64_t longest = 0;
+    for (std::size_t s = 0; s < requests.size(); ++s) {
+      if (requests[s].prompt.empty()) throw argument_error(concat("generate: the prompt of sequence ", s, " is empty"));
+      longest = std::max<std::int64_t>(longest, std::int64_t(requests[s].prompt.size()));
+    }
+    const std::int64_t capacity = longest + settings_.max_new_tokens;
+    if (capacity > c.max_sequence_length)
+      throw argument_error(concat("generate: prompt of ", longest, " tokens + max_new_tokens ", settings_.max_new_tokens,
+                                  " exceeds max_sequence_length ", c.max_sequence_length));
+    kv_cache<Backend> cache(c, n, capacity);
+    decode_output result;
+    result.sequences.resize(requests.size());
+    std::vector<std::int32_t> tokens(std::size_t(n * longest), 0), lengths(std::size_t(n)), rows(std::size_t(n));
+    for (std::int64_t b = 0; b < n; ++b) {
+      const auto& prompt = requests[std::size_t(b)].prompt;
+      std::copy(prompt.begin(), prompt.end(), tokens.begin() + b * longest);
+      lengths[std::size_t(b)] = std::int32_t(prompt.size());
+      rows[std::size_t(b)] = std::int32_t(b * longest + std::int64_t(prompt.size()) - 1);
+      result.sequences[std::size_t(b)].canvas = prompt;
+      result.sequences[std::size_t(b)].prompt_length = std::int32_t(prompt.size());
+    }
+    std::vector<float> logits(std::size_t(n * vocab));
+    forward_({tokens.data(), n, longest, lengths.data()}, settings_.attention, logits.data(), &cache, {rows.data(), n});
+    ++result.forwards;
+
+    std::vector<std::int32_t> active(static_cast<std::size_t>(n)), next, offsets, committed(1);
+    for (std::int64_t b = 0; b < n; ++b) active[std::size_t(b)] = std::int32_t(b);
+    const counter_rng rng{settings_.seed};
+    for (std::int32_t step = 0;; ++step) {
+      // logits row i belongs to sequence active[i]
+      std::vector<std::int32_t> still;
+      next.clear();
+      offsets.clear();
+      for (std::size_t i = 0; i < active.size(); ++i) {
+        sequence_output& out = result.sequences[std::size_t(active[i])];
+        ++out.forwards;
+        const std::uint32_t position = std::uint32_t(out.canvas.size());
+        const token_choice choice =
+            choose_token(logits.data() + std::int64_t(i) * vocab, vocab, settings_.sampling, confidence_metric::max_prob,
+                         std::int32_t(c.mask_token_id), rng, {requests[std::size_t(active[i])].id, std::uint32_t(step), position});
+        out.canvas.push_back(choice.token);
+        ++out.committed;
+        committed[0] = std::int32_t(position);
+        if (callback) callback({std::size_t(active[i]), 0, step, &out.canvas, &committed});
+        const bool eos = settings_.stop_at_eos && choice.token == settings_.eos_token_id;
+        out.stopped_at_eos = eos;
+        if (eos || step + 1 >= settings_.max_new_tokens) continue;
+        still.push_back(active[i]);
+        next.push_back(choice.token);
+        offsets.push_back(std::int32_t(position));
+      }
+      active.swap(still);
+      if (active.empty()) break;
+      const std::int64_t a = std::int64_t(active.size());
+      forward_({next.data(), a, 1, nullptr, offsets.data(), active.data()}, settings_.attention, logits.data(), &cache);
+      ++result.forwards;
+    }
+    for (const sequence_output& out : result.sequences) result.committed += out.committed;
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return result;
+  }
+
+ private:
+  const llada_model& model_;
+  ar_settings settings_;
+  llada_forward<Backend> forward_;
+};
+
+}  // namespace unmask

@@ -62,7 +62,8 @@ class ar_decoder {
     kv_cache<Backend> cache(c, n, capacity);
     decode_output result;
     result.sequences.resize(requests.size());
-    std::vector<std::int32_t> tokens(std::size_t(n * longest), 0), lengths(std::size_t(n)), rows(std::size_t(n));
+    std::vector<std::int32_t> tokens(static_cast<std::size_t>(n * longest), 0), lengths(static_cast<std::size_t>(n)),
+        rows(static_cast<std::size_t>(n));
     for (std::int64_t b = 0; b < n; ++b) {
       const auto& prompt = requests[std::size_t(b)].prompt;
       std::copy(prompt.begin(), prompt.end(), tokens.begin() + b * longest);

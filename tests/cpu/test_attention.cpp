@@ -89,6 +89,34 @@ TEST(Attention, QueryBlockAgainstLongerKeyRange) {
     check_attention(s, {8, 5}, {4, 2}, {12, 20}, m);  // queries at 8..11 over 12 keys; at 5, 6 over 20 keys
 }
 
+#if defined(_OPENMP)
+TEST(Attention, ResultsDoNotDependOnTheThreadCount) {
+  attention_shape s;
+  s.batch = 2;
+  s.q_len = s.kv_capacity = 96;
+  s.heads = 8;
+  s.kv_heads = 2;
+  s.head_dim = 64;
+  std::mt19937 rng(4);
+  std::normal_distribution<float> normal;
+  std::vector<float> q(std::size_t(s.batch * s.q_len * s.heads * s.head_dim)),
+      k(std::size_t(s.batch * s.kv_capacity * s.kv_heads * s.head_dim)), v(k.size());
+  for (auto* buf : {&q, &k, &v})
+    for (float& x : *buf) x = normal(rng);
+  const std::vector<std::int32_t> lengths = {96, 50};
+  const int saved = omp_get_max_threads();
+  std::vector<std::vector<float>> results;
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    results.emplace_back(q.size());
+    cpu::attention(q.data(), k.data(), v.data(), results.back().data(), s, {nullptr, lengths.data(), lengths.data()},
+                   attention_mask::causal());
+  }
+  omp_set_num_threads(saved);
+  EXPECT_EQ(results[0], results[1]);
+}
+#endif
+
 TEST(Attention, RejectsIndivisibleHeads) {
   attention_shape s;
   s.heads = 3;

@@ -115,6 +115,29 @@ TEST(Matmul, RowResultsDoNotDependOnTheBatch) {
   }
 }
 
+#if defined(_OPENMP)
+TEST(Matmul, ResultsDoNotDependOnTheThreadCount) {
+  // Large enough to run in parallel; 1, 2 and 3 threads give the same bits.
+  std::mt19937 rng(8);
+  const std::int64_t rows = 37, n = 515, k = 300;
+  weight_storage w = make_weight(n, k, dtype::bf16, rng);
+  const tensor_ref ref{w.bf16.data(), dtype::bf16, {n, k}, "w"};
+  std::normal_distribution<float> normal;
+  std::vector<float> x(rows * k);
+  for (float& v : x) v = normal(rng);
+  const int saved = omp_get_max_threads();
+  std::vector<std::vector<float>> results;
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    results.emplace_back(rows * n);
+    cpu::matmul_nt(x.data(), rows, ref, n, results.back().data(), false);
+  }
+  omp_set_num_threads(saved);
+  EXPECT_EQ(results[0], results[1]);
+  EXPECT_EQ(results[0], results[2]);
+}
+#endif
+
 TEST(Matmul, RejectsMismatchedWeight) {
   const float w[6] = {};
   float y[4];

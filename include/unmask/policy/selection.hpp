@@ -38,12 +38,12 @@ struct selection_rule {
   float gamma = 0.01f;       // entropy_bounded
   float alg_temp = 1.0f;     // stochastic
 
-  static selection_rule top_k() { return {}; }
-  static selection_rule fast_dllm_threshold(float tau) { return {selection_kind::threshold, tau, 1, 0, 1}; }
-  static selection_rule dinfer_threshold(float tau) { return {selection_kind::threshold_dinfer, tau, 1, 0, 1}; }
-  static selection_rule fast_dllm_factor(float f) { return {selection_kind::factor, 0.9f, f, 0, 1}; }
-  static selection_rule entropy_bounded(float gamma) { return {selection_kind::entropy_bounded, 0.9f, 1, gamma, 1}; }
-  static selection_rule dream_alg_temp(float t) { return {selection_kind::stochastic, 0.9f, 1, 0, t}; }
+  UNMASK_HOST_DEVICE static selection_rule top_k() { return {}; }
+  UNMASK_HOST_DEVICE static selection_rule fast_dllm_threshold(float tau) { return {selection_kind::threshold, tau, 1, 0, 1}; }
+  UNMASK_HOST_DEVICE static selection_rule dinfer_threshold(float tau) { return {selection_kind::threshold_dinfer, tau, 1, 0, 1}; }
+  UNMASK_HOST_DEVICE static selection_rule fast_dllm_factor(float f) { return {selection_kind::factor, 0.9f, f, 0, 1}; }
+  UNMASK_HOST_DEVICE static selection_rule entropy_bounded(float gamma) { return {selection_kind::entropy_bounded, 0.9f, 1, gamma, 1}; }
+  UNMASK_HOST_DEVICE static selection_rule dream_alg_temp(float t) { return {selection_kind::stochastic, 0.9f, 1, 0, t}; }
 
   // Whether the rule takes its count from the schedule.
   UNMASK_HOST_DEVICE bool uses_schedule() const {

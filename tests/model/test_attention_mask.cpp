@@ -28,5 +28,18 @@ TEST(AttentionMask, Semantics) {
   EXPECT_TRUE(b.allows(9, 0));   // earlier block
 }
 
+TEST(AttentionMask, BlockCausalWithAnOrigin) {
+  // Blocks counted from a prompt of length 5: the prompt is block -1.
+  const attention_mask b = attention_mask::block_causal(4);
+  EXPECT_TRUE(b.allows(2, 4, 5));    // prompt sees the prompt
+  EXPECT_FALSE(b.allows(2, 5, 5));   // but not the first block
+  EXPECT_TRUE(b.allows(5, 8, 5));    // block 0 is [5, 9)
+  EXPECT_FALSE(b.allows(8, 9, 5));
+  EXPECT_EQ(b.key_end(3, 20, 5), 5);
+  EXPECT_EQ(b.key_end(9, 20, 5), 13);
+  for (std::int64_t q = 0; q < 20; ++q)
+    for (std::int64_t k = 0; k < 20; ++k) EXPECT_EQ(b.allows(q, k, 5), k < b.key_end(q, 20, 5)) << q << " " << k;
+}
+
 }  // namespace
 }  // namespace unmask

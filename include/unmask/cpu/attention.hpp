@@ -39,6 +39,7 @@ struct attention_extents {
   const std::int32_t* q_lengths = nullptr;   // valid query rows; default q_len
   const std::int32_t* kv_lengths = nullptr;  // valid keys; default kv_capacity
   const std::int32_t* kv_slots = nullptr;    // which K/V sequence slot a query sequence reads; default b
+  const std::int32_t* mask_origins = nullptr;  // block-causal origin (prompt length); default 0
 };
 
 namespace cpu {
@@ -60,7 +61,7 @@ inline void attention(const float* q, const float* k, const float* v, float* out
     float* o = out + ((b * s.q_len + i) * s.heads + h) * hd;
     std::fill(o, o + hd, 0.0f);
     if (i >= q_length) return;
-    const std::int64_t key_end = mask.key_end(position, kv_length);
+    const std::int64_t key_end = mask.key_end(position, kv_length, e.mask_origins ? e.mask_origins[b] : 0);
     if (key_end <= 0) return;
     const float* qv = q + ((b * s.q_len + i) * s.heads + h) * hd;
     const std::int64_t kvh = h / group, slot = e.kv_slots ? e.kv_slots[b] : b;

@@ -15,6 +15,13 @@
 //    position with the schedule's probability and, under ReMDM, remasks
 //    decoded ones; the model's output is reused when a canvas did not change,
 //    and a final argmax removes any mask left at the end of a block.
+// K/V caching (confidence mode; ../shared/SPEC.md section 7): `prefix` runs
+// the whole canvas at each block start (and every refresh_interval steps),
+// keeping K/V of everything, then feeds only the block and what follows it;
+// `dual` feeds only the block and attends to cached K/V on both sides (both
+// approximate: cached K/V go stale as the block changes; a refresh every step
+// is exactly no cache); `block_causal`, for models trained with block-causal
+// attention, caches the K/V of finished blocks once, which is exact.
 // Randomness is keyed by (seed, sequence id, the sequence's own step count,
 // position, vocabulary index), so a sequence decodes the same tokens alone or
 // in any batch. A sequence leaves the batch when it is done; with
@@ -27,6 +34,8 @@
 #include <cstdint>
 #include <functional>
 #include <numeric>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "unmask/core/error.hpp"
@@ -45,6 +54,30 @@ namespace unmask {
 
 enum class decode_mode : std::uint8_t { confidence, ancestral };
 
+enum class cache_mode : std::uint8_t { none, prefix, dual, block_causal };
+
+struct cache_settings {
+  cache_mode mode = cache_mode::none;
+  std::int32_t refresh_interval = 0;  // prefix, dual: recompute everything every N steps; 0: at block starts only
+};
+
+inline cache_mode parse_cache_mode(const std::string& name) {
+  if (name == "none") return cache_mode::none;
+  if (name == "prefix") return cache_mode::prefix;
+  if (name == "dual") return cache_mode::dual;
+  if (name == "block_causal" || name == "block-causal") return cache_mode::block_causal;
+  throw argument_error(concat("unknown cache mode '", name, "' (none, prefix, dual, block_causal)"));
+}
+
+inline const char* to_string(cache_mode m) {
+  switch (m) {
+    case cache_mode::prefix: return "prefix";
+    case cache_mode::dual: return "dual";
+    case cache_mode::block_causal: return "block_causal";
+    default: return "none";
+  }
+}
+
 struct diffusion_settings {
   block_layout layout{128, 128, 128};
   decode_mode mode = decode_mode::confidence;
@@ -55,7 +88,8 @@ struct diffusion_settings {
   noise_schedule noise;                                      // ancestral mode
   remdm_settings remasking;                                  // ancestral mode
   float cfg_scale = 0.0f;
-  attention_mask attention = attention_mask::full();
+  attention_mask attention = attention_mask::full();  // block_causal: blocks counted from each prompt's end
+  cache_settings cache;
   std::uint64_t seed = 0;
   bool stop_at_eos = false;
   std::int32_t eos_token_id = -1;  // -1: the model's
@@ -66,6 +100,14 @@ struct diffusion_settings {
     sampling.validate();
     remasking.validate();
     if (!(cfg_scale >= 0.0f)) throw argument_error(concat("cfg_scale must be >= 0, got ", cfg_scale));
+    if (cache.refresh_interval < 0)
+      throw argument_error(concat("cache refresh interval must be >= 0, got ", cache.refresh_interval));
+    if (cache.mode != cache_mode::none && mode == decode_mode::ancestral)
+      throw argument_error("K/V caching applies to confidence decoding, not to ancestral sampling");
+    if (cache.mode == cache_mode::block_causal &&
+        !(attention.kind == attention_kind::block_causal && attention.block_size == layout.block_length))
+      throw argument_error(concat("the block_causal cache needs block-causal attention with block size block_length (",
+                                  layout.block_length, ")"));
   }
 };
 
@@ -133,6 +175,14 @@ class diffusion_decoder {
       st.out.canvas.resize(std::size_t(total), std::int32_t(c.mask_token_id));
     }
     decode_output result;
+    if (settings_.cache.mode != cache_mode::none) {
+      std::int64_t longest = 0;
+      for (const state& st : states) longest = std::max<std::int64_t>(longest, std::int64_t(st.out.canvas.size()));
+      const std::int64_t copies = settings_.cfg_scale > 0.0f ? 2 : 1;
+      cache_.emplace(c, copies * std::int64_t(states.size()), longest);
+    }
+    for (std::size_t s = 0; s < states.size(); ++s) states[s].slot = std::int32_t(s);
+    slot_count_ = std::int32_t(states.size());
     for (std::int32_t block = 0; block < layout.blocks(); ++block) {
       for (state& st : states) {
         st.block_begin = st.out.prompt_length + block * layout.block_length;
@@ -156,6 +206,7 @@ class diffusion_decoder {
         }
       }
     }
+    cache_.reset();
     for (state& st : states) {
       result.committed += st.out.committed;
       result.sequences.push_back(std::move(st.out));
@@ -169,6 +220,8 @@ class diffusion_decoder {
     sequence_output out;
     std::uint32_t id = 0;
     std::uint32_t rng_step = 0;  // this sequence's own step counter
+    std::int32_t slot = 0;       // K/V cache slot (the unconditional copy uses slot + count)
+    std::int32_t cached_upto = 0;  // block_causal: positions whose cached K/V are final
     std::int32_t block_begin = 0, block_end = 0, initial_masks = 0, block_step = 0;
     bool done = false;
     // ancestral mode: the last logits of the block's rows, reused while the canvas is unchanged
@@ -182,34 +235,71 @@ class diffusion_decoder {
     return std::int32_t(std::count(st.out.canvas.begin() + st.block_begin, st.out.canvas.begin() + st.block_end, mask));
   }
 
-  // Runs the model on the given sequences; returns logits of `rows` per
-  // sequence (block-relative positions), (sum of rows, vocab), CFG applied.
-  void run_model(std::vector<state*>& batch, const std::vector<std::vector<std::int32_t>>& rows,
-                 std::vector<float>& logits, decode_output& result) {
+  // Which canvas rows a sequence feeds this step, and the keys it attends to.
+  struct feed {
+    std::int32_t begin = 0, end = 0;  // canvas positions [begin, end)
+    std::int32_t kv_length = -1;      // -1: end (or no cache)
+  };
+
+  // The rows each sequence feeds for this step under the cache mode; the
+  // whole canvas without a cache.
+  feed plan_feed(const state& st, bool refresh) const {
+    const std::int32_t length = std::int32_t(st.out.canvas.size());
+    switch (settings_.cache.mode) {
+      case cache_mode::prefix: return refresh ? feed{0, length} : feed{st.block_begin, length};
+      case cache_mode::dual: return refresh ? feed{0, length} : feed{st.block_begin, st.block_end, length};
+      case cache_mode::block_causal: return feed{st.cached_upto, st.block_end};
+      default: return feed{0, length};
+    }
+  }
+
+  // Runs the model on the given sequences, each feeding `feeds[b]`; returns
+  // logits of `rows` (block-relative positions) per sequence, (sum of rows,
+  // vocab), with guidance applied.
+  void run_model(std::vector<state*>& batch, const std::vector<feed>& feeds,
+                 const std::vector<std::vector<std::int32_t>>& rows, std::vector<float>& logits, decode_output& result) {
     const llada_config& c = model_.config();
     const std::int64_t vocab = c.vocab_size;
-    const bool guided = settings_.cfg_scale > 0.0f;
+    const bool guided = settings_.cfg_scale > 0.0f, cached = cache_.has_value();
     const std::int64_t n = std::int64_t(batch.size()), copies = guided ? 2 : 1;
     std::int64_t width = 0;
-    for (state* st : batch) width = std::max<std::int64_t>(width, std::int64_t(st->out.canvas.size()));
+    for (const feed& f : feeds) width = std::max<std::int64_t>(width, f.end - f.begin);
     tokens_.assign(std::size_t(copies * n * width), 0);
     lengths_.resize(std::size_t(copies * n));
+    offsets_.resize(std::size_t(copies * n));
+    slots_.resize(std::size_t(copies * n));
+    kv_lengths_.resize(std::size_t(copies * n));
+    origins_.resize(std::size_t(copies * n));
     selected_.clear();
     for (std::int64_t copy = 0; copy < copies; ++copy) {
       for (std::int64_t b = 0; b < n; ++b) {
         const state& st = *batch[std::size_t(b)];
+        const feed& f = feeds[std::size_t(b)];
         const std::int64_t slot = copy * n + b;
         std::int32_t* dst = tokens_.data() + slot * width;
-        std::copy(st.out.canvas.begin(), st.out.canvas.end(), dst);
-        if (copy == 1) std::fill(dst, dst + st.out.prompt_length, std::int32_t(c.mask_token_id));  // unconditional
-        lengths_[std::size_t(slot)] = std::int32_t(st.out.canvas.size());
-        for (std::int32_t r : rows[std::size_t(b)]) selected_.push_back(std::int32_t(slot * width + st.block_begin + r));
+        std::copy(st.out.canvas.begin() + f.begin, st.out.canvas.begin() + f.end, dst);
+        if (copy == 1)  // unconditional: the prompt replaced by masks
+          for (std::int32_t p = f.begin; p < std::min(f.end, st.out.prompt_length); ++p)
+            dst[p - f.begin] = std::int32_t(c.mask_token_id);
+        lengths_[std::size_t(slot)] = f.end - f.begin;
+        offsets_[std::size_t(slot)] = f.begin;
+        slots_[std::size_t(slot)] = st.slot + std::int32_t(copy) * slot_count_;
+        kv_lengths_[std::size_t(slot)] = f.kv_length < 0 ? f.end : f.kv_length;
+        origins_[std::size_t(slot)] = st.out.prompt_length;
+        for (std::int32_t r : rows[std::size_t(b)])
+          selected_.push_back(std::int32_t(slot * width + st.block_begin + r - f.begin));
       }
     }
     const std::int64_t count = std::int64_t(selected_.size());
     raw_.resize(std::size_t(count * vocab));
-    forward_({tokens_.data(), copies * n, width, lengths_.data()}, settings_.attention, raw_.data(), nullptr,
-             {selected_.data(), count});
+    token_batch in{tokens_.data(), copies * n, width, lengths_.data()};
+    in.mask_origins = origins_.data();
+    if (cached) {
+      in.offsets = offsets_.data();
+      in.cache_slots = slots_.data();
+      in.kv_lengths = kv_lengths_.data();
+    }
+    forward_(in, settings_.attention, raw_.data(), cached ? &*cache_ : nullptr, {selected_.data(), count});
     ++result.forwards;
     for (state* st : batch) ++st->out.forwards;
     const std::int64_t half = guided ? count / 2 : count;
@@ -230,6 +320,7 @@ class diffusion_decoder {
     const counter_rng rng{settings_.seed};
     std::vector<state*> batch;
     std::vector<std::vector<std::int32_t>> rows;
+    std::vector<feed> feeds;
     std::vector<float> logits;
     struct candidate {
       std::int32_t position;  // block-relative
@@ -242,15 +333,21 @@ class diffusion_decoder {
     for (;;) {
       batch.clear();
       rows.clear();
+      feeds.clear();
       for (state& st : states) {
         if (st.done || count_masks(st) == 0) continue;
         batch.push_back(&st);
         rows.emplace_back();
         for (std::int32_t p = st.block_begin; p < st.block_end; ++p)
           if (st.out.canvas[std::size_t(p)] == mask) rows.back().push_back(p - st.block_begin);
+        const std::int32_t interval = settings_.cache.refresh_interval;
+        const bool refresh = st.block_step == 0 || (interval > 0 && st.block_step % interval == 0);
+        feeds.push_back(plan_feed(st, refresh));
       }
       if (batch.empty()) return;
-      run_model(batch, rows, logits, result);
+      run_model(batch, feeds, rows, logits, result);
+      if (settings_.cache.mode == cache_mode::block_causal)
+        for (state* st : batch) st->cached_upto = st->block_begin;  // earlier rows now hold final K/V
       std::int64_t row = 0;
       for (std::size_t b = 0; b < batch.size(); ++b) {
         state& st = *batch[b];
@@ -306,14 +403,16 @@ class diffusion_decoder {
     std::vector<std::int32_t> committed;
     std::vector<std::int32_t> all_rows(static_cast<std::size_t>(length));
     std::iota(all_rows.begin(), all_rows.end(), 0);
+    std::vector<feed> feeds;
     // Fills st.block_logits for every sequence whose canvas changed.
     auto refresh = [&](std::vector<state*>& active) {
       batch.clear();
       rows.clear();
+      feeds.clear();
       for (state* st : active)
-        if (!st->logits_valid) batch.push_back(st), rows.push_back(all_rows);
+        if (!st->logits_valid) batch.push_back(st), rows.push_back(all_rows), feeds.push_back(plan_feed(*st, true));
       if (batch.empty()) return;
-      run_model(batch, rows, logits, result);
+      run_model(batch, feeds, rows, logits, result);
       for (std::size_t b = 0; b < batch.size(); ++b) {
         state& st = *batch[b];
         st.block_logits.assign(logits.begin() + std::int64_t(b) * length * vocab,
@@ -398,8 +497,10 @@ class diffusion_decoder {
   const llada_model& model_;
   diffusion_settings settings_;
   llada_forward<Backend> forward_;
-  std::vector<std::int32_t> tokens_, lengths_, selected_;
+  std::vector<std::int32_t> tokens_, lengths_, offsets_, slots_, kv_lengths_, origins_, selected_;
   std::vector<float> raw_;
+  std::optional<kv_cache<Backend>> cache_;
+  std::int32_t slot_count_ = 0;
 };
 
 }  // namespace unmask

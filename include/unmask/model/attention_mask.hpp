@@ -3,9 +3,12 @@
 // Which keys a query may attend to. Masked diffusion LMs attend
 // bidirectionally (`full`); their autoregressive twins are `causal`; block
 // diffusion models (BD3-LM, Fast-dLLM v2) are `block_causal`: a token sees its
-// own block and every earlier block, i.e. key j is visible from query i iff
-// j / block_size <= i / block_size. Positions are absolute, so the same
-// predicate serves a query range decoded against a longer cached key range.
+// own block and every earlier block. Blocks are counted from an origin (a
+// sequence's prompt length when decoding, 0 by default): block(p) =
+// floor((p - origin) / block_size), so the whole prompt is block -1, seen by
+// every block and seeing itself; key j is visible from query i iff
+// block(j) <= block(i). Positions are absolute, so the same predicate serves a
+// query range decoded against a longer cached key range.
 // Key padding (sequences shorter than the batch's canvas) is applied on top by
 // the attention kernels from the per-sequence lengths.
 #pragma once
@@ -31,21 +34,26 @@ struct attention_mask {
     return {attention_kind::block_causal, block_size};
   }
 
+  // The block of position p for block-causal attention (-1: before the origin).
+  UNMASK_HOST_DEVICE std::int64_t block_of(std::int64_t p, std::int64_t origin) const {
+    return p < origin ? -1 : (p - origin) / block_size;
+  }
+
   // True when the query at absolute position q may see the key at position k.
-  UNMASK_HOST_DEVICE bool allows(std::int64_t q, std::int64_t k) const {
+  UNMASK_HOST_DEVICE bool allows(std::int64_t q, std::int64_t k, std::int64_t origin = 0) const {
     switch (kind) {
       case attention_kind::causal: return k <= q;
-      case attention_kind::block_causal: return k / block_size <= q / block_size;
+      case attention_kind::block_causal: return block_of(k, origin) <= block_of(q, origin);
       default: return true;
     }
   }
 
   // One past the last key position visible from query q (keys are a prefix
   // for every kind, which lets kernels loop over [0, key_end) only).
-  UNMASK_HOST_DEVICE std::int64_t key_end(std::int64_t q, std::int64_t key_count) const {
+  UNMASK_HOST_DEVICE std::int64_t key_end(std::int64_t q, std::int64_t key_count, std::int64_t origin = 0) const {
     std::int64_t end = key_count;
     if (kind == attention_kind::causal) end = q + 1;
-    if (kind == attention_kind::block_causal) end = (q / block_size + 1) * block_size;
+    if (kind == attention_kind::block_causal) end = origin + (block_of(q, origin) + 1) * block_size;
     return end < key_count ? end : key_count;
   }
 };

@@ -34,6 +34,9 @@ struct token_batch {
   const std::int32_t* lengths = nullptr;  // (batch); null: every sequence has seq_len rows
   const std::int32_t* offsets = nullptr;  // (batch); null: every sequence starts at position 0
   const std::int32_t* cache_slots = nullptr;  // (batch); the cache slot of each sequence; null: slot b
+  const std::int32_t* kv_lengths = nullptr;   // (batch); keys to attend to; null: offset + length (all cached
+                                              // positions up to the last row; a dual cache passes more)
+  const std::int32_t* mask_origins = nullptr; // (batch); block-causal origin per sequence; null: 0
 };
 
 // Which rows get logits: `rows` indexes the flattened (batch * seq_len) rows;
@@ -90,7 +93,7 @@ class llada_forward {
     shape.kv_heads = c.n_kv_heads;
     shape.head_dim = hd;
     const attention_extents extents{offsets_.data(), lengths_.data(), kv_lengths_.data(),
-                                    cache ? slots_.data() : nullptr};
+                                    cache ? slots_.data() : nullptr, origins_.data()};
 
     backend_.embedding(tokens_.data(), rows, w.wte, x_.data());  // x (rows, d)
     for (std::size_t layer = 0; layer < w.layers.size(); ++layer) {
@@ -156,6 +159,9 @@ class llada_forward {
         throw argument_error(concat("forward: length ", length, " of sequence ", b, " is outside [1, ", in.seq_len, "]"));
       if (offset < 0 || (offset > 0 && !cache))
         throw argument_error(concat("forward: offset ", offset, " of sequence ", b, " needs a K/V cache"));
+      if (in.kv_lengths && (!cache || in.kv_lengths[b] < offset + length || in.kv_lengths[b] > cache->capacity()))
+        throw argument_error(concat("forward: kv_length ", in.kv_lengths[b], " of sequence ", b,
+                                    " needs a cache and must cover the sequence's rows"));
       const std::int64_t limit = cache ? cache->capacity() : c.max_sequence_length;
       if (offset + length > limit)
         throw argument_error(concat("forward: sequence ", b, " reaches position ", offset + length, " beyond ",
@@ -185,12 +191,14 @@ class llada_forward {
     host_offsets_.resize(std::size_t(in.batch));
     host_kv_lengths_.resize(std::size_t(in.batch));
     host_slots_.resize(std::size_t(in.batch));
+    host_origins_.resize(std::size_t(in.batch));
     for (std::int64_t b = 0; b < in.batch; ++b) {
       const std::int32_t length = in.lengths ? in.lengths[b] : std::int32_t(in.seq_len);
       const std::int32_t offset = in.offsets ? in.offsets[b] : 0;
       host_lengths_[std::size_t(b)] = length;
       host_offsets_[std::size_t(b)] = offset;
-      host_kv_lengths_[std::size_t(b)] = cached ? offset + length : length;
+      host_kv_lengths_[std::size_t(b)] = in.kv_lengths ? in.kv_lengths[b] : (cached ? offset + length : length);
+      host_origins_[std::size_t(b)] = in.mask_origins ? in.mask_origins[b] : 0;
       host_slots_[std::size_t(b)] = in.cache_slots ? in.cache_slots[b] : std::int32_t(b);
       for (std::int64_t i = 0; i < in.seq_len; ++i) {
         host_positions_[std::size_t(b * in.seq_len + i)] = std::int32_t(offset + std::min<std::int64_t>(i, length - 1));
@@ -203,14 +211,16 @@ class llada_forward {
     backend_.upload(host_offsets_.data(), host_offsets_.size(), offsets_);
     backend_.upload(host_kv_lengths_.data(), host_kv_lengths_.size(), kv_lengths_);
     backend_.upload(host_slots_.data(), host_slots_.size(), slots_);
+    backend_.upload(host_origins_.data(), host_origins_.size(), origins_);
     if (selected.rows) backend_.upload(selected.rows, std::size_t(selected.count), selected_);
   }
 
   const llada_model& model_;
   Backend backend_;
   typename Backend::rope_table_type rope_;
-  std::vector<std::int32_t> host_tokens_, host_positions_, host_lengths_, host_offsets_, host_kv_lengths_, host_slots_;
-  buffer<std::int32_t> tokens_, positions_, lengths_, offsets_, kv_lengths_, slots_, selected_;
+  std::vector<std::int32_t> host_tokens_, host_positions_, host_lengths_, host_offsets_, host_kv_lengths_, host_slots_,
+      host_origins_;
+  buffer<std::int32_t> tokens_, positions_, lengths_, offsets_, kv_lengths_, slots_, origins_, selected_;
   buffer<float> x_, normed_, q_, k_, v_, attended_, gate_, up_;
 };
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "support/expect_error.hpp"
 #include "support/test_files.hpp"
@@ -86,6 +87,43 @@ TEST(LladaWeightsBadInput, UntiedConfigWithoutHead) {
 TEST(LladaModelBadInput, MissingConfig) {
   test::scratch_dir dir;
   expect_error<file_error>([&] { llada_model::load(dir.str()); }, {"cannot open", "config.json"});
+}
+
+}  // namespace
+}  // namespace unmask
+
+namespace unmask {
+namespace {
+
+TEST(RandomModel, HasRealShapesAndIsDeterministic) {
+  const llada_config one_b = llada_config::llada_1b_shape();
+  EXPECT_EQ(one_b.d_model, 2048);
+  EXPECT_EQ(one_b.mlp_hidden_size, 5632);
+  llada_config c = one_b;  // the same shape, scaled down to keep the test fast
+  c.n_layers = 2, c.d_model = 256, c.n_heads = c.n_kv_heads = 4, c.mlp_hidden_size = 704;
+  c.vocab_size = c.embedding_size = 1000;
+  c.mask_token_id = 999, c.eos_token_id = 998;
+  const llada_model a = llada_model::random(c, 7), b = llada_model::random(c, 7), other = llada_model::random(c, 8);
+  EXPECT_EQ(a.weights().layers[1].ff_proj.shape, (shape_t{704, 256}));
+  EXPECT_EQ(a.weights().wte.type, dtype::bf16);
+  const auto* wa = static_cast<const std::uint16_t*>(a.weights().layers[0].q_proj.data);
+  const auto* wb = static_cast<const std::uint16_t*>(b.weights().layers[0].q_proj.data);
+  const auto* wo = static_cast<const std::uint16_t*>(other.weights().layers[0].q_proj.data);
+  EXPECT_TRUE(std::equal(wa, wa + 1000, wb));
+  EXPECT_FALSE(std::equal(wa, wa + 1000, wo));
+  double sum = 0, sq = 0;
+  const auto& q = a.weights().layers[0].q_proj;
+  for (std::int64_t i = 0; i < q.shape.numel(); ++i) {
+    const double v = load_as_float(q.data, q.type, std::size_t(i));
+    sum += v, sq += v * v;
+  }
+  const double n = double(q.shape.numel());
+  EXPECT_NEAR(sum / n, 0.0, 5e-4);  // six standard errors for 65,536 weights
+  EXPECT_NEAR(std::sqrt(sq / n), 0.02, 1e-3);
+  EXPECT_EQ(load_as_float(a.weights().layers[0].attn_norm.data, dtype::bf16, 5), 1.0f);
+  EXPECT_EQ(a.directory(), "<random>");
+  const llada_config big = llada_config::llada_8b();
+  EXPECT_EQ(big.head_dim(), 128);
 }
 
 }  // namespace

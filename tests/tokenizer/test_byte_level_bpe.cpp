@@ -140,12 +140,12 @@ void apply_variant(const std::string& name, json& j) {
                           added(and_id, "and", false, true), added(4098, "caf\xc3\xa9", false, false),
                           added(4099, "hello world", true, true), added(4100, "<|mask|>x", true, false)})
       j["added_tokens"].push_back(a);
-  } else if (name == "unk" || name == "unk_fused") {
+  } else if (name == "unk" || name == "unk_fused" || name == "byte_missing") {
     json& vocab = j["model"]["vocab"];
     const char* a_tilde = "\xc3\x83";  // "Ã", the symbol of byte 0xC3
     vocab["<unk>"] = vocab[a_tilde];
     vocab.erase(a_tilde);
-    j["model"]["unk_token"] = "<unk>";
+    j["model"]["unk_token"] = name == "byte_missing" ? json(nullptr) : json("<unk>");
     j["model"]["fuse_unk"] = name == "unk_fused";
   } else {
     FAIL() << "unknown variant " << name;
@@ -168,7 +168,7 @@ TEST(ByteLevelBpe, MatchesTokenizersOnEditedCopies) {
     SCOPED_TRACE("variant " + name);
     check_case(it->second, c, n, false);
   }
-  EXPECT_EQ(tokenizers.size(), 7u);
+  EXPECT_EQ(tokenizers.size(), 8u);
   expect_all_passed(n, "variants.jsonl");
 }
 
@@ -221,7 +221,12 @@ TEST(ByteLevelBpe, LongInputsEncodeInLinearTime) {
     if (c.contains("text") && verses.size() < 100000) verses += c["text"].get<std::string>() + "\n";
   const std::vector<std::string> inputs = {
       verses,
-      std::string(100000, 'a'),  // one 100 kB word
+      [] {  // one 100 kB word that merges a lot
+        std::string s;
+        while (s.size() < 100000) s += "abundantlythereof";
+        return s;
+      }(),
+      std::string(100000, 'a'),
       std::string(100000, ' '),
       [] {
         std::string s;
@@ -322,8 +327,9 @@ TEST(ByteLevelBpe, IdOutsideTheVocabulary) {
 TEST(ByteLevelBpe, InvalidUtf8Input) {
   expect_error<unmask::argument_error>([] { tiny().encode("ab\xff"); }, {"not valid UTF-8", "byte 2", "0xff"});
   expect_error<unmask::argument_error>([] { tiny().encode("\xe2\x82"); }, {"not valid UTF-8", "byte 0"});
-  expect_error<unmask::argument_error>([] { tiny().encode("x\xed\xa0\x80"); }, {"not valid UTF-8", "byte 1"});  // surrogate
-  expect_error<unmask::argument_error>([] { tiny().encode("\xc0\xaf"); }, {"not valid UTF-8"});              // overlong
+  // a surrogate and an overlong form
+  expect_error<unmask::argument_error>([] { tiny().encode("x\xed\xa0\x80"); }, {"not valid UTF-8", "byte 1"});
+  expect_error<unmask::argument_error>([] { tiny().encode("\xc0\xaf"); }, {"not valid UTF-8", "byte 0"});
 }
 
 }  // namespace

@@ -5,7 +5,9 @@
 // listed by `model.safetensors.index.json`, whose `weight_map` names the shard
 // of each tensor. Each shard is memory-mapped and validated once; the index is
 // checked against the shards (every mapped tensor must be in its shard), so a
-// tensor lookup never touches the disk.
+// tensor lookup never touches the disk. A checkpoint can also own tensors in
+// memory (add_owned), which is how random-weight models of real shapes are
+// built for benchmarks without multi-gigabyte files.
 #pragma once
 
 #include <filesystem>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "unmask/core/error.hpp"
+#include "unmask/core/host_buffer.hpp"
 #include "unmask/core/tensor_view.hpp"
 #include "unmask/io/json_file.hpp"
 #include "unmask/io/safetensors.hpp"
@@ -66,6 +69,20 @@ class checkpoint {
     out.reserve(tensors_.size());
     for (const auto& [name, ref] : tensors_) out.push_back(name);
     return out;
+  }
+
+  // Adds a zero-filled tensor owned by the checkpoint; returns its storage.
+  void* add_owned(const std::string& name, const shape_t& shape, dtype type) {
+    auto ref = std::make_unique<tensor_ref>();
+    ref->name = name;
+    ref->shape = shape;
+    ref->type = type;
+    host_buffer<unsigned char> storage(std::max<std::size_t>(ref->bytes(), 1));
+    ref->data = storage.data();
+    owned_storage_.push_back(std::move(storage));
+    insert(*ref, "memory");
+    owned_refs_.push_back(std::move(ref));
+    return owned_storage_.back().data();
   }
 
   std::size_t total_bytes() const {
@@ -124,6 +141,8 @@ class checkpoint {
   std::vector<std::unique_ptr<safetensors_file>> shards_;
   std::unordered_map<std::string, safetensors_file*> shards_by_path_;
   std::map<std::string, const tensor_ref*> tensors_;
+  std::vector<std::unique_ptr<tensor_ref>> owned_refs_;
+  std::vector<host_buffer<unsigned char>> owned_storage_;
 };
 
 }  // namespace unmask

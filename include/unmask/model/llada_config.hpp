@@ -41,6 +41,23 @@ struct llada_config {
   static llada_config from_json(const nlohmann::json& j, const std::string& source);
 
   static llada_config load(const std::string& path) { return from_json(read_json_file(path), path); }
+
+  // GSAI-ML/LLaDA-8B's shape (../shared/SPEC.md section 8).
+  static llada_config llada_8b() {
+    llada_config c;
+    c.d_model = 4096, c.n_heads = 32, c.n_kv_heads = 32, c.n_layers = 32, c.mlp_hidden_size = 12288;
+    c.vocab_size = c.embedding_size = 126464;
+    c.rope_theta = 500000.0, c.rms_norm_eps = 1e-5, c.max_sequence_length = 4096;
+    c.mask_token_id = 126336, c.eos_token_id = 126081;
+    return c;
+  }
+
+  // A ~1.3B-parameter shape with LLaDA's vocabulary (0.8B outside the embeddings).
+  static llada_config llada_1b_shape() {
+    llada_config c = llada_8b();
+    c.d_model = 2048, c.n_heads = 16, c.n_kv_heads = 16, c.n_layers = 16, c.mlp_hidden_size = 5632;
+    return c;
+  }
 };
 
 namespace detail {

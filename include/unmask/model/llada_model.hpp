@@ -6,11 +6,14 @@
 // validates all of it, and copies no weight.
 #pragma once
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <string>
 
+#include "unmask/cpu/parallel.hpp"
 #include "unmask/io/checkpoint.hpp"
+#include "unmask/random/philox.hpp"
 #include "unmask/model/llada_config.hpp"
 #include "unmask/model/llada_weights.hpp"
 
@@ -23,6 +26,60 @@ class llada_model {
     m.directory_ = directory;
     m.config_ = llada_config::load((std::filesystem::path(directory) / "config.json").string());
     m.checkpoint_ = std::make_unique<checkpoint>(checkpoint::open(directory));
+    m.weights_ = bind_llada_weights(*m.checkpoint_, m.config_);
+    return m;
+  }
+
+  // A model of the given shape with random weights held in memory (uniform
+  // with std 0.02, norms 1), for benchmarks at real sizes; deterministic in `seed`.
+  static llada_model random(const llada_config& config, std::uint64_t seed = 0, dtype type = dtype::bf16) {
+    if (!is_compute_dtype(type)) throw argument_error("random model: weights must be F32, F16 or BF16");
+    llada_model m;
+    m.directory_ = "<random>";
+    m.config_ = config;
+    m.checkpoint_ = std::make_unique<checkpoint>();
+    const std::int64_t d = config.d_model, hd = config.head_dim(), hidden = config.mlp_hidden_size;
+    std::uint32_t tensor_index = 0;
+    auto fill = [&](const std::string& name, const shape_t& shape, bool norm) {
+      void* data = m.checkpoint_->add_owned(name, shape, type);
+      const std::int64_t n = shape.numel();
+      const std::uint32_t id = tensor_index++;
+      // Uniform on [-a, a] with a = 0.02 sqrt(3): standard deviation 0.02;
+      // one Philox block gives four weights.
+      const float a = 0.02f * 1.7320508f;
+      cpu::parallel_for(0, (n + 4095) / 4096, [&](std::int64_t chunk) {
+        const std::int64_t end = std::min(n, (chunk + 1) * 4096);
+        for (std::int64_t i = chunk * 4096; i < end; i += 4) {
+          const std::uint32_t counter[4] = {std::uint32_t(i >> 2), std::uint32_t(i >> 34), id, 0x5eedu};
+          const std::uint32_t key[2] = {std::uint32_t(seed), std::uint32_t(seed >> 32)};
+          std::uint32_t bits[4];
+          philox4x32_10(counter, key, bits);
+          for (std::int64_t j = 0; j < 4 && i + j < end; ++j) {
+            const float u = (float(bits[j] >> 8) + 0.5f) * (1.0f / 16777216.0f);
+            const float v = norm ? 1.0f : a * (2.0f * u - 1.0f);
+            if (type == dtype::bf16) static_cast<bfloat16*>(data)[i + j] = to_bfloat16(v);
+            else if (type == dtype::f16) static_cast<half*>(data)[i + j] = to_half(v);
+            else static_cast<float*>(data)[i + j] = v;
+          }
+        }
+      }, 4096 * 16);
+    };
+    const std::string p = "model.transformer.";
+    fill(p + "wte.weight", {config.embedding_size, d}, false);
+    fill(p + "ln_f.weight", {d}, true);
+    if (!config.weight_tying) fill(p + "ff_out.weight", {config.embedding_size, d}, false);
+    for (std::int64_t i = 0; i < config.n_layers; ++i) {
+      const std::string b = p + "blocks." + std::to_string(i) + ".";
+      fill(b + "attn_norm.weight", {d}, true);
+      fill(b + "q_proj.weight", {config.n_heads * hd, d}, false);
+      fill(b + "k_proj.weight", {config.n_kv_heads * hd, d}, false);
+      fill(b + "v_proj.weight", {config.n_kv_heads * hd, d}, false);
+      fill(b + "attn_out.weight", {d, config.n_heads * hd}, false);
+      fill(b + "ff_norm.weight", {d}, true);
+      fill(b + "ff_proj.weight", {hidden, d}, false);
+      fill(b + "up_proj.weight", {hidden, d}, false);
+      fill(b + "ff_out.weight", {d, hidden}, false);
+    }
     m.weights_ = bind_llada_weights(*m.checkpoint_, m.config_);
     return m;
   }

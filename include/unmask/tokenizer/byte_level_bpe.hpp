@@ -37,8 +37,10 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <optional>
 #include <queue>
@@ -68,17 +70,17 @@ class bpe_tokenizer {
     return t;
   }
 
-  // Token ids of `utf8` (no special tokens are added: the supported
-  // post-processors add none).
-  std::vector<std::int32_t> encode(std::string_view utf8) const {
-    const std::size_t bad = utf8::find_invalid(utf8);
+  // Token ids of the UTF-8 `text`, as tokenizers' Tokenizer.encode(text).ids
+  // (no special tokens are added: the supported post-processors add none).
+  std::vector<std::int32_t> encode(std::string_view text) const {
+    const std::size_t bad = utf8::find_invalid(text);
     if (bad != utf8::npos)
-      throw argument_error(concat("tokenizer input is not valid UTF-8 (byte ", bad, " of ", utf8.size(), ": 0x",
-                                  hex_byte(static_cast<unsigned char>(utf8[bad])), ")"));
+      throw argument_error(concat("tokenizer input is not valid UTF-8 (byte ", bad, " of ", text.size(), ": 0x",
+                                  hex_byte(static_cast<unsigned char>(text[bad])), ")"));
     std::vector<std::int32_t> ids;
     std::vector<symbol> symbols;
     std::vector<segment> first, second;
-    split_added(utf8, verbatim_matcher_, first);
+    split_added(text, verbatim_matcher_, first);
     for (const segment& s : first) {
       if (s.id >= 0) {
         second.push_back(s);
@@ -92,13 +94,13 @@ class bpe_tokenizer {
         ids.push_back(s.id);
         continue;
       }
-      std::string_view text = s.text;
-      if (add_prefix_space_ && text.front() != ' ') {
+      std::string_view piece = s.text;
+      if (add_prefix_space_ && piece.front() != ' ') {
         prefixed.assign(1, ' ');
-        prefixed.append(text);
-        text = prefixed;
+        prefixed.append(piece);
+        piece = prefixed;
       }
-      gpt2_split(text, [&](std::string_view word) { encode_word(word, symbols, ids); });
+      gpt2_split(piece, [&](std::string_view word) { encode_word(word, symbols, ids); });
     }
     return ids;
   }
@@ -121,7 +123,7 @@ class bpe_tokenizer {
       bool mapped = true;
       for (std::size_t i = 0; i < token.size() && mapped;) {
         const std::size_t n = utf8::sequence_length(token, i);
-        const int b = alphabet.byte_of(utf8::decode_at(token, i, n));
+        const int b = n == 0 ? -1 : alphabet.byte_of(utf8::decode_at(token, i, n));
         if (b < 0) mapped = false;
         else bytes += char(b);
         i += n;
@@ -147,7 +149,7 @@ class bpe_tokenizer {
   }
 
   const std::string& id_to_token(std::int32_t id) const {
-    if (id < 0 || std::size_t(id) >= tokens_.size() || !(flags_[std::size_t(id)] & present))
+    if (id < 0 || std::size_t(id) >= tokens_.size() || !(flags_[std::size_t(id)] & flag_present))
       throw argument_error(concat("token id ", id, " is not in the vocabulary of '", source_, "' (size ", size(),
                                   ")"));
     return tokens_[std::size_t(id)];
@@ -158,7 +160,7 @@ class bpe_tokenizer {
 
   // Whether id is a special added token (false for any other id).
   bool is_special(std::int32_t id) const {
-    return id >= 0 && std::size_t(id) < flags_.size() && (flags_[std::size_t(id)] & special);
+    return id >= 0 && std::size_t(id) < flags_.size() && (flags_[std::size_t(id)] & flag_special);
   }
 
   const std::string& source() const { return source_; }
@@ -166,7 +168,7 @@ class bpe_tokenizer {
  private:
   // ---- types ----------------------------------------------------------------
 
-  static constexpr std::uint8_t present = 1, special = 2;
+  static constexpr std::uint8_t flag_present = 1, flag_special = 2;
 
   struct added_token {
     std::string content;
@@ -420,10 +422,10 @@ class bpe_tokenizer {
     tokens_.assign(std::size_t(max_id + 1), std::string());
     flags_.assign(std::size_t(max_id + 1), 0);
     for (const auto& [token, id] : vocab_) {
-      if (flags_[std::size_t(id)] & present)
+      if (flags_[std::size_t(id)] & flag_present)
         fail(concat("model.vocab gives id ", id, " to both '", tokens_[std::size_t(id)], "' and '", token, "'"));
       tokens_[std::size_t(id)] = token;
-      flags_[std::size_t(id)] = present;
+      flags_[std::size_t(id)] = flag_present;
     }
 
     unk_id_ = -1;
@@ -505,10 +507,10 @@ class bpe_tokenizer {
         tokens_.resize(std::size_t(a.id) + 1);
         flags_.resize(std::size_t(a.id) + 1, 0);
       }
-      if ((flags_[std::size_t(a.id)] & present) && tokens_[std::size_t(a.id)] != a.content)
+      if ((flags_[std::size_t(a.id)] & flag_present) && tokens_[std::size_t(a.id)] != a.content)
         fail(concat(where, " ('", a.content, "') has the id of vocabulary token '", tokens_[std::size_t(a.id)], "'"));
       tokens_[std::size_t(a.id)] = a.content;
-      flags_[std::size_t(a.id)] = std::uint8_t(present | (a.special ? special : 0));
+      flags_[std::size_t(a.id)] = std::uint8_t(flag_present | (a.special ? flag_special : 0));
       added_by_content_.emplace(a.content, added_.size());
       added_.push_back(std::move(a));
     }
@@ -517,10 +519,11 @@ class bpe_tokenizer {
       m.by_first_byte[static_cast<unsigned char>(added_[i].content[0])].push_back(i);
       m.empty = false;
     }
+    const auto longer = [&](std::size_t x, std::size_t y) {
+      return added_[x].content.size() > added_[y].content.size();
+    };
     for (literal_matcher* m : {&verbatim_matcher_, &normalized_matcher_})
-      for (auto& candidates : m->by_first_byte)
-        std::stable_sort(candidates.begin(), candidates.end(),
-                         [&](std::size_t x, std::size_t y) { return added_[x].content.size() > added_[y].content.size(); });
+      for (auto& candidates : m->by_first_byte) std::stable_sort(candidates.begin(), candidates.end(), longer);
   }
 
   // ---- state ----------------------------------------------------------------
@@ -539,7 +542,7 @@ class bpe_tokenizer {
   literal_matcher verbatim_matcher_;    // normalized: false
   literal_matcher normalized_matcher_;  // normalized: true
   std::vector<std::string> tokens_;     // id -> token ("" where no token has the id)
-  std::vector<std::uint8_t> flags_;     // id -> present | special
+  std::vector<std::uint8_t> flags_;     // id -> flag_present | flag_special
 };
 
 }  // namespace unmask

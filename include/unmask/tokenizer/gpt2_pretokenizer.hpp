@@ -19,9 +19,11 @@
 //  5. `\s+(?!\S)`: the greedy whitespace run backs off until what follows is
 //     not a non-space, so a run reaching the end of the text is taken whole,
 //     and a run of k >= 2 characters before a non-space gives its first k - 1
-//     characters (the last one is left to prefix the next word via 2-4);
-//  6. `\s+`: the only case left is one whitespace character before a
-//     non-space (a tab or newline, or a space before a letter is already 2).
+//     characters (the last one starts the next match: with the word after
+//     it when it is U+0020, via 2-4, alone otherwise, via 6);
+//  6. `\s+`: what is left is one whitespace character other than U+0020
+//     (a tab, a newline, U+00A0...) right before a non-space: it stands alone
+//     (a U+0020 there was already taken by 2-4).
 // Every character is in one of the four classes, so the matches tile the text
 // and the scan is linear.
 //

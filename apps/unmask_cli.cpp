@@ -1,0 +1,314 @@
+// unmask: the command-line program.
+//
+//   unmask generate -p "In the beginning" [--model DIR] [--gen-length 64] [--policy threshold] ...
+//   unmask generate -p "..." --compare [--json]     diffusion and its autoregressive twin side by side
+//   unmask info [--model DIR]                        the model's configuration
+//
+// Without --model it runs the embedded tiny diffusion model (models/tiny-llada)
+// and, for --ar and --compare, its autoregressive twin (models/tiny-ar). Bad
+// flags or values print one line and exit with status 2; a model or file that
+// cannot be loaded exits with status 1.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "unmask/cpu/backend.hpp"
+#include "unmask/decode/ar_decoder.hpp"
+#include "unmask/decode/diffusion_decoder.hpp"
+#include "unmask/tokenizer/byte_level_bpe.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Where the embedded models live: $UNMASK_MODELS_DIR, the installed share
+// directory, or the source tree this program was built from.
+std::string embedded_model(const std::string& name) {
+  std::vector<std::string> roots;
+  if (const char* env = std::getenv("UNMASK_MODELS_DIR")) roots.push_back(env);
+  roots.push_back(UNMASK_INSTALLED_MODELS_DIR);
+  roots.push_back(UNMASK_SOURCE_MODELS_DIR);
+  for (const auto& root : roots)
+    if (fs::exists(fs::path(root) / name / "config.json")) return (fs::path(root) / name).string();
+  throw unmask::file_error("cannot find the embedded model '" + name + "' (looked in $UNMASK_MODELS_DIR, " +
+                           UNMASK_INSTALLED_MODELS_DIR + " and " + UNMASK_SOURCE_MODELS_DIR + "); pass --model DIR");
+}
+
+struct generate_options {
+  std::string prompt, model, ar_model, tokenizer;
+  int gen_length = 64, block_length = 32, steps = 32;
+  std::string policy = "low-confidence", schedule = "llada", remasking = "none", noise = "log-linear", cache = "none";
+  int cache_refresh = 0;
+  float threshold = 0.9f, factor = 1.0f, gamma = 0.5f, temperature = 0.0f, top_p = 1.0f, eta = 0.04f, cfg = 0.0f;
+  int top_k = 0;
+  std::uint64_t seed = 0;
+  bool visual = false, ar = false, compare = false, json = false, no_eos_stop = false;
+};
+
+unmask::diffusion_settings diffusion_settings_from(const generate_options& o) {
+  unmask::diffusion_settings s;
+  s.layout = {o.gen_length, o.block_length, o.steps};
+  s.sampling.temperature = o.temperature;
+  s.sampling.top_k = o.top_k;
+  s.sampling.top_p = o.top_p;
+  s.cfg_scale = o.cfg;
+  s.seed = o.seed;
+  s.stop_at_eos = !o.no_eos_stop;
+  s.schedule.kind = unmask::parse_count_schedule(o.schedule);
+  if (o.schedule == "dream") s.sampling.confidence_on_sampling_distribution = true;
+  const std::map<std::string, unmask::confidence_metric> metrics = {
+      {"low-confidence", unmask::confidence_metric::max_prob}, {"margin", unmask::confidence_metric::margin},
+      {"entropy", unmask::confidence_metric::neg_entropy}, {"random", unmask::confidence_metric::random},
+      {"threshold", unmask::confidence_metric::max_prob}, {"factor", unmask::confidence_metric::max_prob},
+      {"eb", unmask::confidence_metric::neg_entropy}};
+  s.confidence = metrics.at(o.policy);
+  if (o.policy == "threshold") s.selection = unmask::selection_rule::fast_dllm_threshold(o.threshold);
+  if (o.policy == "factor") s.selection = unmask::selection_rule::fast_dllm_factor(o.factor);
+  if (o.policy == "eb") s.selection = unmask::selection_rule::entropy_bounded(o.gamma);
+  s.cache = {unmask::parse_cache_mode(o.cache), o.cache_refresh};
+  if (o.cache == "block-causal") s.attention = unmask::attention_mask::block_causal(o.block_length);
+  if (o.remasking != "none") {
+    s.mode = unmask::decode_mode::ancestral;
+    s.noise.kind = unmask::parse_noise_kind(o.noise == "log-linear" ? "log_linear" : o.noise);
+    s.remasking.strategy = o.remasking == "mdlm" ? unmask::remask_strategy::none : unmask::parse_remask_strategy(o.remasking);
+    s.remasking.eta = o.eta;
+  }
+  return s;
+}
+
+// Text of a canvas for display: committed tokens decoded, masks as a shaded block.
+std::string render(const unmask::bpe_tokenizer& tok, const std::vector<std::int32_t>& canvas, std::size_t begin,
+                   std::int32_t mask, std::int32_t eos) {
+  std::string out;
+  std::vector<std::int32_t> run;
+  auto flush = [&] {
+    if (!run.empty()) out += tok.decode(run, true);
+    run.clear();
+  };
+  for (std::size_t i = begin; i < canvas.size(); ++i) {
+    if (canvas[i] == mask) {
+      flush();
+      out += "\u2591";
+    } else if (canvas[i] == eos) {
+      flush();
+      break;
+    } else {
+      run.push_back(canvas[i]);
+    }
+  }
+  flush();
+  return out;
+}
+
+// The generated text: decoded up to the first end-of-sequence token.
+std::string generated_text(const unmask::bpe_tokenizer& tok, const unmask::sequence_output& s, std::int32_t eos) {
+  std::vector<std::int32_t> ids;
+  for (std::size_t i = std::size_t(s.prompt_length); i < s.canvas.size() && s.canvas[i] != eos; ++i)
+    ids.push_back(s.canvas[i]);
+  return tok.decode(ids, true);
+}
+
+struct run_figures {
+  std::string mode, text;
+  std::int64_t tokens = 0, forwards = 0;
+  double seconds = 0;
+  double tokens_per_second() const { return seconds > 0 ? double(tokens) / seconds : 0.0; }
+  double tokens_per_forward() const { return forwards ? double(tokens) / double(forwards) : 0.0; }
+};
+
+run_figures run_diffusion(const generate_options& o, const std::string& dir, const std::string& tokenizer_path) {
+  const unmask::llada_model model = unmask::llada_model::load(dir);
+  const unmask::bpe_tokenizer tok = unmask::bpe_tokenizer::load(tokenizer_path);
+  const auto& c = model.config();
+  const std::vector<std::int32_t> prompt = tok.encode(o.prompt);
+  unmask::diffusion_decoder<unmask::cpu_backend> decoder(model, diffusion_settings_from(o));
+  const bool tty = isatty(STDOUT_FILENO);
+  std::int64_t steps = 0;
+  const auto out = decoder.generate({{prompt, 0}}, [&](const unmask::decode_event& e) {
+    ++steps;
+    if (o.visual) {
+      const std::string text = render(tok, *e.canvas, prompt.size(), std::int32_t(c.mask_token_id), std::int32_t(c.eos_token_id));
+      if (tty) std::printf("\x1b[2J\x1b[H%s\x1b[1m%s\x1b[0m\n\n[block %d, step %d]\n", o.prompt.c_str(), text.c_str(), e.block, e.step);
+      else std::printf("[block %d, step %d] %s%s\n", e.block, e.step, o.prompt.c_str(), text.c_str());
+      std::fflush(stdout);
+    } else if (!o.json && steps % 16 == 0) {
+      std::fprintf(stderr, "\rdiffusion: %lld steps", (long long)steps);
+    }
+  });
+  if (!o.visual && !o.json && steps >= 16) std::fprintf(stderr, "\r\x1b[K");
+  run_figures f;
+  f.mode = "diffusion";
+  f.text = generated_text(tok, out.sequences[0], std::int32_t(c.eos_token_id));
+  f.tokens = out.committed;
+  f.forwards = out.forwards;
+  f.seconds = out.seconds;
+  return f;
+}
+
+run_figures run_ar(const generate_options& o, const std::string& dir, const std::string& tokenizer_path) {
+  const unmask::llada_model model = unmask::llada_model::load(dir);
+  const unmask::bpe_tokenizer tok = unmask::bpe_tokenizer::load(tokenizer_path);
+  unmask::ar_settings s;
+  s.max_new_tokens = o.gen_length;
+  s.sampling.temperature = o.temperature;
+  s.sampling.top_k = o.top_k;
+  s.sampling.top_p = o.top_p;
+  s.seed = o.seed;
+  s.stop_at_eos = !o.no_eos_stop;
+  std::vector<std::int32_t> prompt = tok.encode(o.prompt);
+  if (prompt.empty()) prompt.push_back(std::int32_t(model.config().eos_token_id));  // start of a new verse
+  unmask::ar_decoder<unmask::cpu_backend> decoder(model, s);
+  const auto out = decoder.generate({{prompt, 0}}, [&](const unmask::decode_event& e) {
+    if (o.visual) {
+      std::printf("%s\n", render(tok, *e.canvas, prompt.size(), -1, std::int32_t(model.config().eos_token_id)).c_str());
+      std::fflush(stdout);
+    }
+  });
+  run_figures f;
+  f.mode = "autoregressive";
+  f.text = generated_text(tok, out.sequences[0], std::int32_t(model.config().eos_token_id));
+  f.tokens = out.committed;
+  f.forwards = out.forwards;
+  f.seconds = out.seconds;
+  return f;
+}
+
+nlohmann::json to_json(const run_figures& f) {
+  return {{"mode", f.mode},       {"text", f.text},         {"tokens", f.tokens},
+          {"forwards", f.forwards}, {"tokens_per_forward", f.tokens_per_forward()},
+          {"wall_ms", f.seconds * 1e3}, {"tokens_per_second", f.tokens_per_second()}};
+}
+
+void print_table(const std::vector<run_figures>& runs) {
+  std::printf("%-15s %8s %9s %11s %10s %12s\n", "mode", "tokens", "forwards", "tokens/fwd", "wall ms", "tokens/s");
+  for (const auto& f : runs)
+    std::printf("%-15s %8lld %9lld %11.2f %10.1f %12.1f\n", f.mode.c_str(), (long long)f.tokens, (long long)f.forwards,
+                f.tokens_per_forward(), f.seconds * 1e3, f.tokens_per_second());
+}
+
+int generate(const generate_options& o) {
+  const std::string model = o.model.empty() ? embedded_model("tiny-llada") : o.model;
+  const std::string tokenizer = o.tokenizer.empty() ? (fs::path(model) / "tokenizer.json").string() : o.tokenizer;
+  std::vector<run_figures> runs;
+  if (o.ar && !o.compare) {
+    const std::string ar_model = o.model.empty() ? embedded_model("tiny-ar") : o.model;
+    runs.push_back(run_ar(o, ar_model, o.tokenizer.empty() ? (fs::path(ar_model) / "tokenizer.json").string() : o.tokenizer));
+  } else {
+    runs.push_back(run_diffusion(o, model, tokenizer));
+    if (o.compare) {
+      const std::string ar_model = o.ar_model.empty() ? embedded_model("tiny-ar") : o.ar_model;
+      runs.push_back(run_ar(o, ar_model, o.tokenizer.empty() ? (fs::path(ar_model) / "tokenizer.json").string() : o.tokenizer));
+    }
+  }
+  if (o.json) {
+    nlohmann::json j = {{"prompt", o.prompt}, {"runs", nlohmann::json::array()}};
+    for (const auto& f : runs) j["runs"].push_back(to_json(f));
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  for (const auto& f : runs) std::printf("%s%s%s\n\n", runs.size() > 1 ? ("[" + f.mode + "] ").c_str() : "", o.prompt.c_str(), f.text.c_str());
+  print_table(runs);
+  return 0;
+}
+
+int info(const std::string& dir_flag) {
+  const std::string dir = dir_flag.empty() ? embedded_model("tiny-llada") : dir_flag;
+  const unmask::llada_model model = unmask::llada_model::load(dir);
+  const auto& c = model.config();
+  std::printf("model                %s\n", dir.c_str());
+  std::printf("layers               %lld\n", (long long)c.n_layers);
+  std::printf("d_model              %lld\n", (long long)c.d_model);
+  std::printf("heads / kv heads     %lld / %lld (head_dim %lld)\n", (long long)c.n_heads, (long long)c.n_kv_heads, (long long)c.head_dim());
+  std::printf("mlp_hidden_size      %lld\n", (long long)c.mlp_hidden_size);
+  std::printf("vocab / embedding    %lld / %lld\n", (long long)c.vocab_size, (long long)c.embedding_size);
+  std::printf("rope_theta           %g\n", c.rope_theta);
+  std::printf("rms_norm_eps         %g\n", c.rms_norm_eps);
+  std::printf("max_sequence_length  %lld\n", (long long)c.max_sequence_length);
+  std::printf("mask / eos token     %lld / %lld\n", (long long)c.mask_token_id, (long long)c.eos_token_id);
+  std::printf("weight_tying         %s\n", c.weight_tying ? "true" : "false");
+  std::printf("weights              %zu tensors, %.2f MB (%s)\n", model.tensors().names().size(),
+              double(model.weights().bytes()) / 1e6, unmask::dtype_name(model.weights().wte.type));
+  const fs::path tokenizer = fs::path(dir) / "tokenizer.json";
+  if (fs::exists(tokenizer))
+    std::printf("tokenizer            %s (%lld entries)\n", tokenizer.c_str(),
+                (long long)unmask::bpe_tokenizer::load(tokenizer.string()).size());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"unmask: fast inference for masked diffusion language models"};
+  app.require_subcommand(1);
+  generate_options g;
+  CLI::App* gen = app.add_subcommand("generate", "Generate text with a masked diffusion model");
+  gen->add_option("-p,--prompt", g.prompt, "Prompt text")->required();
+  gen->add_option("--model", g.model, "LLaDA-layout model directory (default: the embedded tiny model)")->check(CLI::ExistingDirectory);
+  gen->add_option("--ar-model", g.ar_model, "Autoregressive model for --compare (default: the embedded twin)")->check(CLI::ExistingDirectory);
+  gen->add_option("--tokenizer", g.tokenizer, "tokenizer.json (default: the model directory's)")->check(CLI::ExistingFile);
+  gen->add_option("--gen-length", g.gen_length, "Tokens to generate")->check(CLI::PositiveNumber);
+  gen->add_option("--block-length", g.block_length, "Semi-autoregressive block length")->check(CLI::PositiveNumber);
+  gen->add_option("--steps", g.steps, "Denoising steps in total (top-k policies)")->check(CLI::PositiveNumber);
+  gen->add_option("--policy", g.policy, "Which masked positions to commit")
+      ->check(CLI::IsMember({"low-confidence", "margin", "entropy", "random", "threshold", "factor", "eb"}));
+  gen->add_option("--schedule", g.schedule, "Tokens per step for top-k policies")->check(CLI::IsMember({"llada", "dream", "llama_cpp"}));
+  gen->add_option("--threshold", g.threshold, "Confidence threshold (--policy threshold)")->check(CLI::Range(0.0, 1.0));
+  gen->add_option("--factor", g.factor, "Fast-dLLM factor (--policy factor)")->check(CLI::PositiveNumber);
+  gen->add_option("--gamma", g.gamma, "Entropy bound (--policy eb)")->check(CLI::NonNegativeNumber);
+  gen->add_option("--temperature", g.temperature, "Sampling temperature (0: greedy)")->check(CLI::NonNegativeNumber);
+  gen->add_option("--top-k", g.top_k, "Keep the k most likely tokens (0: off)")->check(CLI::NonNegativeNumber);
+  gen->add_option("--top-p", g.top_p, "Nucleus sampling mass (1: off)")->check(CLI::Range(0.0, 1.0));
+  gen->add_option("--seed", g.seed, "Random seed");
+  gen->add_option("--remasking", g.remasking, "Ancestral sampling with ReMDM remasking (mdlm: none)")
+      ->check(CLI::IsMember({"none", "mdlm", "cap", "rescale", "conf", "loop"}));
+  gen->add_option("--noise", g.noise, "Noise schedule for ancestral sampling")->check(CLI::IsMember({"log-linear", "cosine", "linear"}));
+  gen->add_option("--eta", g.eta, "ReMDM eta")->check(CLI::Range(0.0, 1.0));
+  gen->add_option("--cfg", g.cfg, "Classifier-free guidance scale (0: off)")->check(CLI::NonNegativeNumber);
+  gen->add_option("--cache", g.cache, "K/V cache (block-causal: for block-diffusion models)")
+      ->check(CLI::IsMember({"none", "prefix", "dual", "block-causal"}));
+  gen->add_option("--cache-refresh", g.cache_refresh, "Recompute cached K/V every N steps (0: at block starts)")
+      ->check(CLI::NonNegativeNumber);
+  gen->add_flag("--visual", g.visual, "Redraw the canvas as masks turn into tokens");
+  gen->add_flag("--ar", g.ar, "Decode with the autoregressive twin instead");
+  gen->add_flag("--compare", g.compare, "Run diffusion and autoregressive decoding and compare");
+  gen->add_flag("--json", g.json, "Print the figures as JSON");
+  gen->add_flag("--no-eos-stop", g.no_eos_stop, "Do not stop at the end-of-sequence token");
+  std::string info_model;
+  CLI::App* inf = app.add_subcommand("info", "Print a model's configuration");
+  inf->add_option("--model", info_model, "LLaDA-layout model directory")->check(CLI::ExistingDirectory);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "unmask: %s (see unmask --help)\n", e.what());
+    return 2;
+  }
+  try {
+    if (*inf) return info(info_model);
+    if (g.ar && g.compare) throw unmask::argument_error("--ar and --compare cannot be combined");
+    if (g.remasking != "none" && g.policy != "low-confidence")
+      throw unmask::argument_error("--remasking uses ancestral sampling and cannot be combined with --policy " + g.policy);
+    return generate(g);
+  } catch (const unmask::argument_error& e) {
+    std::fprintf(stderr, "unmask: %s\n", e.what());
+    return 2;
+  } catch (const unmask::error& e) {
+    std::fprintf(stderr, "unmask: %s\n", e.what());
+    return 1;
+  }
+}

@@ -133,7 +133,7 @@ run_figures run_diffusion(const generate_options& o, const std::string& dir, con
   const auto& c = model.config();
   const std::vector<std::int32_t> prompt = tok.encode(o.prompt);
   unmask::diffusion_decoder<unmask::cpu_backend> decoder(model, diffusion_settings_from(o));
-  const bool tty = isatty(STDOUT_FILENO);
+  const bool tty = isatty(STDOUT_FILENO), progress = isatty(STDERR_FILENO) && !o.json && !o.visual;
   std::int64_t steps = 0;
   const auto out = decoder.generate({{prompt, 0}}, [&](const unmask::decode_event& e) {
     ++steps;
@@ -142,11 +142,11 @@ run_figures run_diffusion(const generate_options& o, const std::string& dir, con
       if (tty) std::printf("\x1b[2J\x1b[H%s\x1b[1m%s\x1b[0m\n\n[block %d, step %d]\n", o.prompt.c_str(), text.c_str(), e.block, e.step);
       else std::printf("[block %d, step %d] %s%s\n", e.block, e.step, o.prompt.c_str(), text.c_str());
       std::fflush(stdout);
-    } else if (!o.json && steps % 16 == 0) {
+    } else if (progress && steps % 16 == 0) {
       std::fprintf(stderr, "\rdiffusion: %lld steps", (long long)steps);
     }
   });
-  if (!o.visual && !o.json && steps >= 16) std::fprintf(stderr, "\r\x1b[K");
+  if (progress && steps >= 16) std::fprintf(stderr, "\r\x1b[K");
   run_figures f;
   f.mode = "diffusion";
   f.text = generated_text(tok, out.sequences[0], std::int32_t(c.eos_token_id));
@@ -257,28 +257,28 @@ int main(int argc, char** argv) {
   gen->add_option("--model", g.model, "LLaDA-layout model directory (default: the embedded tiny model)")->check(CLI::ExistingDirectory);
   gen->add_option("--ar-model", g.ar_model, "Autoregressive model for --compare (default: the embedded twin)")->check(CLI::ExistingDirectory);
   gen->add_option("--tokenizer", g.tokenizer, "tokenizer.json (default: the model directory's)")->check(CLI::ExistingFile);
-  gen->add_option("--gen-length", g.gen_length, "Tokens to generate")->check(CLI::PositiveNumber);
-  gen->add_option("--block-length", g.block_length, "Semi-autoregressive block length")->check(CLI::PositiveNumber);
-  gen->add_option("--steps", g.steps, "Denoising steps in total (top-k policies)")->check(CLI::PositiveNumber);
+  gen->add_option("--gen-length", g.gen_length, "Tokens to generate")->check(CLI::Range(1, 1 << 20));
+  gen->add_option("--block-length", g.block_length, "Semi-autoregressive block length")->check(CLI::Range(1, 1 << 20));
+  gen->add_option("--steps", g.steps, "Denoising steps in total (top-k policies)")->check(CLI::Range(1, 1 << 20));
   gen->add_option("--policy", g.policy, "Which masked positions to commit")
       ->check(CLI::IsMember({"low-confidence", "margin", "entropy", "random", "threshold", "factor", "eb"}));
   gen->add_option("--schedule", g.schedule, "Tokens per step for top-k policies")->check(CLI::IsMember({"llada", "dream", "llama_cpp"}));
   gen->add_option("--threshold", g.threshold, "Confidence threshold (--policy threshold)")->check(CLI::Range(0.0, 1.0));
-  gen->add_option("--factor", g.factor, "Fast-dLLM factor (--policy factor)")->check(CLI::PositiveNumber);
-  gen->add_option("--gamma", g.gamma, "Entropy bound (--policy eb)")->check(CLI::NonNegativeNumber);
-  gen->add_option("--temperature", g.temperature, "Sampling temperature (0: greedy)")->check(CLI::NonNegativeNumber);
-  gen->add_option("--top-k", g.top_k, "Keep the k most likely tokens (0: off)")->check(CLI::NonNegativeNumber);
+  gen->add_option("--factor", g.factor, "Fast-dLLM factor (--policy factor)")->check(CLI::Range(1e-6, 1e6));
+  gen->add_option("--gamma", g.gamma, "Entropy bound (--policy eb)")->check(CLI::Range(0.0, 1e6));
+  gen->add_option("--temperature", g.temperature, "Sampling temperature (0: greedy)")->check(CLI::Range(0.0, 100.0));
+  gen->add_option("--top-k", g.top_k, "Keep the k most likely tokens (0: off)")->check(CLI::Range(0, 1 << 24));
   gen->add_option("--top-p", g.top_p, "Nucleus sampling mass (1: off)")->check(CLI::Range(0.0, 1.0));
   gen->add_option("--seed", g.seed, "Random seed");
   gen->add_option("--remasking", g.remasking, "Ancestral sampling with ReMDM remasking (mdlm: none)")
       ->check(CLI::IsMember({"none", "mdlm", "cap", "rescale", "conf", "loop"}));
   gen->add_option("--noise", g.noise, "Noise schedule for ancestral sampling")->check(CLI::IsMember({"log-linear", "cosine", "linear"}));
   gen->add_option("--eta", g.eta, "ReMDM eta")->check(CLI::Range(0.0, 1.0));
-  gen->add_option("--cfg", g.cfg, "Classifier-free guidance scale (0: off)")->check(CLI::NonNegativeNumber);
+  gen->add_option("--cfg", g.cfg, "Classifier-free guidance scale (0: off)")->check(CLI::Range(0.0, 100.0));
   gen->add_option("--cache", g.cache, "K/V cache (block-causal: for block-diffusion models)")
       ->check(CLI::IsMember({"none", "prefix", "dual", "block-causal"}));
   gen->add_option("--cache-refresh", g.cache_refresh, "Recompute cached K/V every N steps (0: at block starts)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1 << 20));
   gen->add_flag("--visual", g.visual, "Redraw the canvas as masks turn into tokens");
   gen->add_flag("--ar", g.ar, "Decode with the autoregressive twin instead");
   gen->add_flag("--compare", g.compare, "Run diffusion and autoregressive decoding and compare");

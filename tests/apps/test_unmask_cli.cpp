@@ -1,0 +1,108 @@
+// The unmask program end to end: every subcommand and mode on the embedded
+// models, machine-readable output, and bad flags or values (one clear line on
+// stderr, exit status 2) or unusable files (exit status 1).
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+struct result {
+  int status = -1;
+  std::string out, err;
+};
+
+result run(const std::string& args) {
+  const std::string err_file = ::testing::TempDir() + "unmask_cli_stderr.txt";
+  const std::string command = std::string(UNMASK_CLI) + " " + args + " 2>" + err_file;
+  result r;
+  FILE* pipe = popen(command.c_str(), "r");
+  std::array<char, 4096> buffer{};
+  std::size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.out.append(buffer.data(), n);
+  const int raw = pclose(pipe);
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  if (FILE* f = std::fopen(err_file.c_str(), "r")) {
+    while ((n = std::fread(buffer.data(), 1, buffer.size(), f)) > 0) r.err.append(buffer.data(), n);
+    std::fclose(f);
+  }
+  return r;
+}
+
+int lines(const std::string& s) {
+  int count = 0;
+  for (char c : s) count += c == '\n';
+  return count;
+}
+
+TEST(UnmaskCli, GenerateWithTheEmbeddedModel) {
+  const result r = run("generate -p 'In the beginning God' --gen-length 32 --block-length 16 --steps 16");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("In the beginning God", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("diffusion"), std::string::npos);
+  EXPECT_NE(r.out.find("tokens/s"), std::string::npos);
+}
+
+TEST(UnmaskCli, CompareAsJson) {
+  const result r = run("generate -p 'And God said' --gen-length 32 --block-length 32 --policy threshold --threshold 0.5 "
+                       "--compare --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.at("runs").size(), 2u);
+  EXPECT_EQ(j["runs"][0]["mode"], "diffusion");
+  EXPECT_EQ(j["runs"][1]["mode"], "autoregressive");
+  for (const auto& run : j["runs"]) {
+    EXPECT_GT(run["tokens"].get<int>(), 0);
+    EXPECT_GT(run["forwards"].get<int>(), 0);
+    EXPECT_GT(run["tokens_per_second"].get<double>(), 0.0);
+    EXPECT_TRUE(run["text"].is_string());
+  }
+  EXPECT_GE(j["runs"][0]["tokens_per_forward"].get<double>(), 1.0);
+}
+
+TEST(UnmaskCli, EveryPolicyAndMode) {
+  for (const std::string flags :
+       {"--policy margin", "--policy entropy", "--policy random --seed 3", "--policy factor --factor 1.5",
+        "--policy eb --gamma 1", "--temperature 0.8 --top-k 20 --top-p 0.9 --seed 1", "--schedule dream",
+        "--schedule llama_cpp", "--cfg 1.0", "--remasking mdlm --temperature 1", "--remasking cap --eta 0.05",
+        "--remasking loop", "--cache prefix", "--cache dual --cache-refresh 2", "--ar", "--visual"}) {
+    const result r = run("generate -p 'The LORD' --gen-length 16 --block-length 8 --steps 8 " + flags);
+    EXPECT_EQ(r.status, 0) << flags << ": " << r.err;
+    EXPECT_FALSE(r.out.empty()) << flags;
+  }
+}
+
+TEST(UnmaskCli, Info) {
+  const result r = run("info");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("d_model"), std::string::npos);
+  EXPECT_NE(r.out.find("tokenizer"), std::string::npos);
+}
+
+TEST(UnmaskCli, BadFlagsAndValuesExitTwoWithOneLine) {
+  for (const std::string args :
+       {"generate", "generate -p x --gen-length 0", "generate -p x --policy best", "generate -p x --temperature -1",
+        "generate -p x --top-p 2", "generate -p x --bogus", "generate -p x --gen-length 30 --block-length 8",
+        "generate -p x --gen-length 32 --block-length 8 --steps 6", "generate -p x --ar --compare",
+        "generate -p x --remasking cap --policy threshold", "generate -p x --cache-refresh -1",
+        "frobnicate", "generate -p x --model /nonexistent"}) {
+    const result r = run(args);
+    EXPECT_EQ(r.status, 2) << args << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1) << args << ": " << r.err;
+    EXPECT_EQ(r.err.rfind("unmask: ", 0), 0u) << args << ": " << r.err;
+  }
+}
+
+TEST(UnmaskCli, UnusableModelExitsOne) {
+  const result r = run(std::string("info --model ") + UNMASK_TEST_DATA_DIR + "/decode");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("config.json"), std::string::npos) << r.err;
+}
+
+}  // namespace

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Create the Python environment used by tools/make_goldens.py.
+# Create the Python environment used by tools/make_goldens.py (and by
+# tools/train_tiny.py / tools/plot_tiny.py, whose extra pins are in
+# tools/requirements-train.txt).
 #
 #   tools/setup_venv.sh && .venv-tools/bin/python tools/make_goldens.py
 #
 # - installs Debian's python3-venv, python3-torch (1.13.1, CPU), python3-numpy,
-#   python3-yaml and python3-requests if they are missing (sudo only if not root);
+#   python3-yaml, python3-requests and python3-matplotlib (for
+#   tools/plot_tiny.py) if they are missing (sudo only if not root);
 # - creates .venv-tools at the repository root with --system-site-packages (so it
 #   sees Debian's torch) if it does not exist yet;
 # - pip installs the exact pins in tools/requirements-goldens.txt.
@@ -15,7 +18,7 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${repo_root}/.venv-tools"
 reqs="${repo_root}/tools/requirements-goldens.txt"
 
-apt_pkgs=(python3-venv python3-torch python3-numpy python3-yaml python3-requests)
+apt_pkgs=(python3-venv python3-torch python3-numpy python3-yaml python3-requests python3-matplotlib)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

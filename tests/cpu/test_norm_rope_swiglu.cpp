@@ -47,7 +47,7 @@ TEST(Rope, RotatesHalvesByPositionDependentAngles) {
       const float* a = &original[(r * heads + h) * hd];
       const float* b = &x[(r * heads + h) * hd];
       for (std::int64_t i = 0; i < hd / 2; ++i) {
-        const double angle = positions[r] / std::pow(double(theta), 2.0 * i / hd);
+        const double angle = positions[r] / std::pow(double(theta), 2.0 * double(i) / double(hd));
         EXPECT_NEAR(b[i], a[i] * std::cos(angle) - a[i + hd / 2] * std::sin(angle), 1e-5);
         EXPECT_NEAR(b[i + hd / 2], a[i + hd / 2] * std::cos(angle) + a[i] * std::sin(angle), 1e-5);
       }

@@ -135,8 +135,9 @@ TEST_P(DecodeProperties, Invariants) {
     const auto kind = settings.selection.kind;
     if (settings.mode == decode_mode::confidence &&
         (kind == selection_kind::threshold || kind == selection_kind::threshold_dinfer ||
-         kind == selection_kind::factor || kind == selection_kind::entropy_bounded))
+         kind == selection_kind::factor || kind == selection_kind::entropy_bounded)) {
       EXPECT_GE(newly, 1) << "threshold-style rules commit at least one token per step";
+    }
     if (settings.mode == decode_mode::confidence && settings.selection.kind == selection_kind::top_k &&
         settings.schedule.kind == count_schedule_kind::llada_even) {
       // 8 masks per block in 12 / 3 = 4 steps: exactly 2 per step.
@@ -149,12 +150,15 @@ TEST_P(DecodeProperties, Invariants) {
     const auto& canvas = out.sequences[s].canvas;
     EXPECT_EQ(std::count(canvas.begin(), canvas.end(), mask), 0) << "masks left in sequence " << s;
     EXPECT_TRUE(std::equal(requests[s].prompt.begin(), requests[s].prompt.end(), canvas.begin())) << "prompt changed";
-    if (settings.mode == decode_mode::confidence && settings.selection.uses_schedule())
+    if (settings.mode == decode_mode::confidence && settings.selection.uses_schedule()) {
       for (const auto& [block, count] : steps_per_block[s]) EXPECT_EQ(count, 4) << "steps in block " << block;
+    }
   }
   EXPECT_GT(out.forwards, 0);
   EXPECT_GE(out.committed, std::int64_t(3 * settings.layout.gen_length));
-  if (remasks) EXPECT_GT(remasked, 0) << "ReMDM never remasked a token";
+  if (remasks) {
+    EXPECT_GT(remasked, 0) << "ReMDM never remasked a token";
+  }
   EXPECT_EQ(out.committed, std::int64_t(3 * settings.layout.gen_length) + remasked);
 }
 

@@ -21,7 +21,8 @@ namespace unmask::cpu {
 inline constexpr std::int64_t min_parallel_work = 1 << 20;
 
 template <class F>
-void parallel_for(std::int64_t begin, std::int64_t end, F&& f, std::int64_t work_per_index = min_parallel_work) {
+void parallel_for(std::int64_t begin, std::int64_t end, F&& f,
+                  [[maybe_unused]] std::int64_t work_per_index = min_parallel_work) {
 #if defined(_OPENMP)
   if (end - begin > 1 && (end - begin) * work_per_index >= min_parallel_work) {
 #pragma omp parallel for schedule(static)

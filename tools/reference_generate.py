@@ -63,6 +63,21 @@ for byte):
 (``tools/setup_venv.sh`` creates the venv.)  Not modelled: EOS early stopping and
 the newer LLaDA ``logits_eos_inf`` / ``confidence_eos_eot_inf`` options (off by
 default upstream), KV caches (they change the numerics, not the algorithm).
+
+Trained model
+-------------
+``--model DIR`` runs the decoders on another LLaDA-layout checkpoint directory
+(config.json + bf16 safetensors) instead of ``tests/data/tiny_llada_mha``; the mask
+id comes from its config.json.  A directory with a ``tokenizer.json`` uses
+``TEXT_CASES``: real text prompts encoded with that tokenizer (``prompt_text`` is
+stored next to ``prompts``, and the decoded generations are printed).  The output
+file defaults to ``tests/data/decode/<dir name, '-' -> '_'>_goldens.json``
+(``--out FILE`` overrides it); the JSON also gets ``model_dir``.  For the trained
+``models/tiny-llada``:
+
+    .venv-tools/bin/python tools/reference_generate.py --model models/tiny-llada [--check]
+
+writes / checks ``tests/data/decode/tiny_llada_goldens.json``.
 """
 
 import argparse
@@ -97,9 +112,11 @@ NEG_INF = float("-inf")
 class ReferenceModel:
     """Callable x [B, L] (int64) -> logits [B, L, V] float32, full attention; counts calls."""
 
-    def __init__(self, hf_model, max_len):
+    def __init__(self, hf_model, max_len, mask_id=MASK_ID, name=MODEL_NAME):
         self.hf = hf_model
         self.max_len = max_len
+        self.mask_id = mask_id
+        self.name = name
         self.calls = 0
 
     @torch.no_grad()
@@ -113,10 +130,16 @@ class ReferenceModel:
         return out.logits.to(torch.float32)
 
 
-def load_reference_model():
-    cfg, tensors = mg.read_checkpoint(os.path.join(mg.DATA_DIR, MODEL_NAME))
-    assert cfg["mask_token_id"] == MASK_ID
-    return ReferenceModel(mg.build_hf_model(cfg, tensors), cfg["max_sequence_length"])
+DEFAULT_MODEL_DIR = os.path.join(mg.DATA_DIR, MODEL_NAME)
+
+
+def load_reference_model(model_dir=DEFAULT_MODEL_DIR):
+    cfg, tensors = mg.read_checkpoint(model_dir)
+    name = os.path.basename(os.path.normpath(model_dir))
+    if name == MODEL_NAME:
+        assert cfg["mask_token_id"] == MASK_ID
+    return ReferenceModel(mg.build_hf_model(cfg, tensors), cfg["max_sequence_length"],
+                          cfg["mask_token_id"], name)
 
 
 # --------------------------------------------------------------------------
@@ -126,7 +149,8 @@ def load_reference_model():
 class Recorder:
     """Collects the per-call trace (row 0) and the decision margins (all rows)."""
 
-    def __init__(self):
+    def __init__(self, mask_id=MASK_ID):
+        self.mask_id = mask_id
         self.trace = []
         self.min_gap = math.inf      # (a) best minus runner-up logit, candidate masked positions
         self.min_margin = math.inf   # (b) ranking / threshold / count decisions
@@ -152,7 +176,7 @@ class Recorder:
             self.margin(float(sorted_desc[k - 1]) - float(sorted_desc[k]))
 
     def check_commit(self, tokens):
-        if bool((tokens == MASK_ID).any()):
+        if bool((tokens == self.mask_id).any()):
             self.problems.append("the mask token was committed")
 
 
@@ -622,6 +646,72 @@ CASES = [
 ]
 
 
+# Cases for a trained model with a tokenizer (``--model DIR`` with DIR/tokenizer.json):
+# (name, algorithm, params, prompt texts).  Rows of a batch must encode to the same
+# number of tokens.  Texts / thresholds were chosen so that every case passes the
+# decision-margin checks and the parallel decoders commit several tokens per step.
+TEXT_CASES = [
+    ("llada_gen32_block32_steps32", "llada",
+     dict(gen_length=32, block_length=32, steps=32, remasking="low_confidence", cfg_scale=0.0),
+     ("In the beginning God created",)),
+    ("llada_gen64_block16_steps32", "llada",
+     dict(gen_length=64, block_length=16, steps=32, remasking="low_confidence", cfg_scale=0.0),
+     ("Thus saith the LORD,",)),
+    ("llada_gen64_block32_steps16", "llada",
+     dict(gen_length=64, block_length=32, steps=16, remasking="low_confidence", cfg_scale=0.0),
+     ("Blessed are the",)),
+    ("llada_cfg1.0_gen32_block16_steps16", "llada",
+     dict(gen_length=32, block_length=16, steps=16, remasking="low_confidence", cfg_scale=1.0),
+     ("For God so loved the world,",)),
+    ("llada_batch2_gen32_block16_steps16", "llada",
+     dict(gen_length=32, block_length=16, steps=16, remasking="low_confidence", cfg_scale=0.0),
+     ("For God so loved the world,", "And God said, Let there be")),  # 7 tokens each
+    # This small model's confidences are mostly < 0.15, so thresholds 0.9 / 0.7 commit one
+    # token per step (kept: they pin down the degenerate path); 0.1 gives multi-token steps.
+    ("fast_dllm_threshold0.9_gen64_block32", "fast_dllm_threshold",
+     dict(gen_length=64, block_length=32, steps=None, threshold=0.9),
+     ("The fear of the LORD is",)),
+    ("fast_dllm_threshold0.1_gen64_block32", "fast_dllm_threshold",
+     dict(gen_length=64, block_length=32, steps=None, threshold=0.1),
+     ("And he said unto them,",)),
+    ("dinfer_threshold0.7_gen64_block32", "dinfer_threshold",
+     dict(gen_length=64, block_length=32, steps=None, threshold=0.7),
+     ("In the beginning God created",)),
+    ("dinfer_threshold0.1_gen64_block32", "dinfer_threshold",
+     dict(gen_length=64, block_length=32, steps=None, threshold=0.1),
+     ("Jesus wept.",)),
+    ("fast_dllm_factor3.5_gen64_block32", "fast_dllm_factor",
+     dict(gen_length=64, block_length=32, steps=None, factor=3.5),
+     ("And God said, Let there be",)),
+    ("dream_maskgit_plus_gen48_steps24", "dream",
+     dict(gen_length=48, block_length=48, steps=24, alg="maskgit_plus", eps=0.001),
+     ("Let not your heart be troubled",)),
+    ("dream_topk_margin_gen48_steps16", "dream",
+     dict(gen_length=48, block_length=48, steps=16, alg="topk_margin", eps=0.001),
+     ("The LORD is my shepherd;",)),
+    ("dream_entropy_gen48_steps48", "dream",
+     dict(gen_length=48, block_length=48, steps=48, alg="entropy", eps=0.001),
+     ("And he said unto them,",)),
+    ("eb_sampler_entropy_gamma8_gen64_block32", "eb_sampler",
+     dict(gen_length=64, block_length=32, steps=None, gamma=8.0, proxy="entropy"),
+     ("Now the serpent was more",)),
+    ("eb_sampler_entropy_gamma16_gen64_block32", "eb_sampler",
+     dict(gen_length=64, block_length=32, steps=None, gamma=16.0, proxy="entropy"),
+     ("Praise ye the LORD.",)),
+]
+
+
+def is_text_case(case):
+    return len(case) == 4
+
+
+def encode_prompts(tokenizer, texts):
+    rows = [tokenizer.encode(t).ids for t in texts]
+    assert len({len(r) for r in rows}) == 1, f"prompts must have the same token length: {texts} -> {rows}"
+    assert len({tuple(r) for r in rows}) == len(rows), "prompts must differ"
+    return torch.tensor(rows, dtype=torch.long)
+
+
 def make_prompts(batch, length, seed):
     g = torch.Generator().manual_seed(seed)
     prompts = torch.randint(0, VOCAB_LIMIT, (batch, length), generator=g, dtype=torch.long)
@@ -632,33 +722,43 @@ def make_prompts(batch, length, seed):
 
 def run_algorithm(model, algorithm, params, prompts, rec=None):
     p = params
+    m = model.mask_id
     if algorithm == "llada":
         return llada_generate(model, prompts, p["steps"], p["gen_length"], p["block_length"], 0.0,
-                              p["cfg_scale"], p["remasking"], rec=rec)
+                              p["cfg_scale"], p["remasking"], mask_id=m, rec=rec)
     if algorithm == "fast_dllm_threshold":
-        return fast_dllm_threshold_generate(model, prompts, p["gen_length"], p["block_length"], p["threshold"], rec=rec)
+        return fast_dllm_threshold_generate(model, prompts, p["gen_length"], p["block_length"], p["threshold"],
+                                            mask_id=m, rec=rec)
     if algorithm == "dinfer_threshold":
-        return dinfer_threshold_generate(model, prompts, p["gen_length"], p["block_length"], p["threshold"], rec=rec)
+        return dinfer_threshold_generate(model, prompts, p["gen_length"], p["block_length"], p["threshold"],
+                                         mask_id=m, rec=rec)
     if algorithm == "fast_dllm_factor":
-        return fast_dllm_factor_generate(model, prompts, p["gen_length"], p["block_length"], p["factor"], rec=rec)
+        return fast_dllm_factor_generate(model, prompts, p["gen_length"], p["block_length"], p["factor"],
+                                         mask_id=m, rec=rec)
     if algorithm == "dream":
-        return dream_generate(model, prompts, p["gen_length"], p["steps"], p["alg"], p["eps"], rec=rec)
+        return dream_generate(model, prompts, p["gen_length"], p["steps"], p["alg"], p["eps"], mask_id=m, rec=rec)
     if algorithm == "eb_sampler":
-        return eb_sampler_generate(model, prompts, p["gen_length"], p["block_length"], p["gamma"], p["proxy"], rec=rec)
+        return eb_sampler_generate(model, prompts, p["gen_length"], p["block_length"], p["gamma"], p["proxy"],
+                                   mask_id=m, rec=rec)
     raise ValueError(algorithm)
 
 
-def run_case(model, case, seed=None):
-    name, algorithm, params, batch, plen, case_seed = case
-    seed = case_seed if seed is None else seed
-    prompts = make_prompts(batch, plen, seed)
-    rec = Recorder()
+def run_case(model, case, seed=None, tokenizer=None):
+    if is_text_case(case):
+        name, algorithm, params, texts = case
+        prompts = encode_prompts(tokenizer, texts)
+    else:
+        name, algorithm, params, batch, plen, case_seed = case
+        seed = case_seed if seed is None else seed
+        prompts = make_prompts(batch, plen, seed)
+    plen = prompts.shape[1]
+    rec = Recorder(model.mask_id)
     calls_before = model.calls
     out, nfe = run_algorithm(model, algorithm, params, prompts, rec)
     assert nfe == model.calls - calls_before == len(rec.trace), (nfe, model.calls - calls_before, len(rec.trace))
     # Invariants: prompt unchanged, no mask left, row-0 trace partitions the generated region.
     assert torch.equal(out[:, :plen], prompts), f"{name}: prompt changed"
-    assert not bool((out == MASK_ID).any()), f"{name}: mask token left in the output"
+    assert not bool((out == model.mask_id).any()), f"{name}: mask token left in the output"
     committed = [q for step in rec.trace for q in step]
     assert sorted(committed) == list(range(plen, plen + params["gen_length"])), f"{name}: trace is not a partition"
     ok = (rec.min_gap >= ARGMAX_GAP_MIN and rec.min_margin >= DECISION_MARGIN_MIN and not rec.problems)
@@ -666,10 +766,12 @@ def run_case(model, case, seed=None):
 
 
 def case_json(case, res):
-    name, algorithm, params, batch, plen, _ = case
+    name, algorithm, params = case[:3]
     d = collections.OrderedDict()
     d["name"] = name
     d["algorithm"] = algorithm
+    if is_text_case(case):
+        d["prompt_text"] = list(case[3])
     d["prompts"] = res["prompts"].tolist()
     d["gen_length"] = params["gen_length"]
     d["block_length"] = params["block_length"]
@@ -716,41 +818,46 @@ def to_json(obj, indent=0):
 # Self-checks (independent facts / cross-algorithm identities)
 # --------------------------------------------------------------------------
 
-def self_checks(model):
-    prompts = make_prompts(1, 8, 424242)
+def self_checks(model, prompts=None):
+    if prompts is None:
+        prompts = make_prompts(1, 8, 424242)
+    P = prompts.shape[1]
+    m = model.mask_id
     # (1) LLaDA with steps == gen_length and one block commits exactly one token per step.
     rec = Recorder()
-    x1, nfe = llada_generate(model, prompts, 16, 16, 16, rec=rec)
+    x1, nfe = llada_generate(model, prompts, 16, 16, 16, mask_id=m, rec=rec)
     assert nfe == 16 and all(len(s) == 1 for s in rec.trace), rec.trace
     # (2) Per-step counts follow get_num_transfer_tokens: 10 masks in 3 steps -> 4, 3, 3.
     assert get_num_transfer_tokens(torch.ones(1, 10, dtype=torch.bool), 3).tolist() == [[4, 3, 3]]
     rec = Recorder()
-    llada_generate(model, prompts, 9, 30, 10, rec=rec)
+    llada_generate(model, prompts, 9, 30, 10, mask_id=m, rec=rec)
     assert [len(s) for s in rec.trace] == [4, 3, 3] * 3, rec.trace
     # (3) A threshold no confidence can reach (> 1) degenerates Fast-dLLM / dInfer to one
     #     token per step, i.e. LLaDA low_confidence with steps == block length.
-    ref, _ = llada_generate(model, prompts, 16, 16, 8)
-    fd, nfe_fd = fast_dllm_threshold_generate(model, prompts, 16, 8, 1.5)
-    di, nfe_di = dinfer_threshold_generate(model, prompts, 16, 8, 1.5)
+    ref, _ = llada_generate(model, prompts, 16, 16, 8, mask_id=m)
+    fd, nfe_fd = fast_dllm_threshold_generate(model, prompts, 16, 8, 1.5, mask_id=m)
+    di, nfe_di = dinfer_threshold_generate(model, prompts, 16, 8, 1.5, mask_id=m)
     assert torch.equal(ref, fd) and torch.equal(ref, di) and nfe_fd == nfe_di == 16
     # (4) EB-sampler with gamma = 0 commits one token per step (ordered by entropy).
     rec = Recorder()
-    _, nfe_eb = eb_sampler_generate(model, prompts, 16, 8, 0.0, rec=rec)
+    _, nfe_eb = eb_sampler_generate(model, prompts, 16, 8, 0.0, mask_id=m, rec=rec)
     assert nfe_eb == 16 and all(len(s) == 1 for s in rec.trace)
     # (5) Dream at steps == gen_length with maskgit_plus equals LLaDA low_confidence in one
     #     block only if both commit one token per step; Dream's schedule does not (its
     #     first step commits int(n * (1 - s/t)) = 0), so check that fact instead.
     rec = Recorder()
-    dream_generate(model, prompts, 16, 16, "maskgit_plus", rec=rec)
+    dream_generate(model, prompts, 16, 16, "maskgit_plus", mask_id=m, rec=rec)
     assert len(rec.trace[0]) == 0 and sum(len(s) for s in rec.trace) == 16
     # (6) Non-golden paths run: random remasking, temperature > 0, Dream origin / alg_temp.
     g = torch.Generator().manual_seed(1)
-    for out, _ in (llada_generate(model, prompts, 8, 16, 8, remasking="random", generator=g),
-                   llada_generate(model, prompts, 8, 16, 8, temperature=0.7, generator=g),
-                   dream_generate(model, prompts, 16, 8, "origin", temperature=0.5, top_p=0.9, generator=g),
-                   dream_generate(model, prompts, 16, 8, "entropy", alg_temp=0.1, top_k=20, generator=g),
-                   eb_sampler_generate(model, prompts, 16, 8, 1.0, proxy="confidence")):
-        assert not bool((out == MASK_ID).any()) and torch.equal(out[:, :8], prompts)
+    for out, _ in (llada_generate(model, prompts, 8, 16, 8, remasking="random", mask_id=m, generator=g),
+                   llada_generate(model, prompts, 8, 16, 8, temperature=0.7, mask_id=m, generator=g),
+                   dream_generate(model, prompts, 16, 8, "origin", temperature=0.5, top_p=0.9, mask_id=m,
+                                  generator=g),
+                   dream_generate(model, prompts, 16, 8, "entropy", alg_temp=0.1, top_k=20, mask_id=m,
+                                  generator=g),
+                   eb_sampler_generate(model, prompts, 16, 8, 1.0, proxy="confidence", mask_id=m)):
+        assert not bool((out == m).any()) and torch.equal(out[:, :P], prompts)
     print("self-checks passed (LLaDA one-token-per-step, 4/3/3 split, threshold>1 == LLaDA, "
           "EB gamma=0, Dream first-step count 0, sampling paths)")
 
@@ -764,20 +871,52 @@ def histogram(trace):
     return " ".join(f"{k}:{h[k]}" for k in sorted(h))
 
 
+def default_out_path(model_dir):
+    if os.path.abspath(model_dir) == os.path.abspath(DEFAULT_MODEL_DIR):
+        return OUT_PATH
+    name = os.path.basename(os.path.normpath(model_dir)).replace("-", "_")
+    return os.path.join(mg.DATA_DIR, "decode", f"{name}_goldens.json")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--search-seeds", action="store_true",
-                    help="for each case print the first seed >= its table seed that passes the margin checks")
+                    help="for each case print the first seed >= its table seed that passes the margin checks "
+                         "(random-prompt cases only)")
     ap.add_argument("--check", action="store_true", help="do not write the file, compare with the committed one")
+    ap.add_argument("--model", default=DEFAULT_MODEL_DIR,
+                    help="LLaDA-layout checkpoint directory (default tests/data/tiny_llada_mha); with a "
+                         "tokenizer.json the text-prompt cases (TEXT_CASES) are used")
+    ap.add_argument("--out", default=None,
+                    help="output JSON (default tests/data/decode/goldens.json for the default model, "
+                         "tests/data/decode/<model dir name, '-' -> '_'>_goldens.json otherwise)")
     args = ap.parse_args()
+
+    model_dir = args.model
+    if not os.path.isabs(model_dir) and not os.path.isdir(model_dir):
+        model_dir = os.path.join(mg.REPO_ROOT, model_dir)  # allow repo-relative paths from anywhere
+    is_default = os.path.abspath(model_dir) == os.path.abspath(DEFAULT_MODEL_DIR)
+    out_path = os.path.abspath(args.out) if args.out else default_out_path(model_dir)
 
     torch.set_num_threads(1)  # reproducible float32 reductions
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, python {sys.version.split()[0]}")
-    model = load_reference_model()
+    model = load_reference_model(model_dir)
+
+    tokenizer = None
+    tok_path = os.path.join(model_dir, "tokenizer.json")
+    if not is_default and os.path.exists(tok_path):
+        import tokenizers  # only needed for text prompts
+        tokenizer = tokenizers.Tokenizer.from_file(tok_path)
+        cases = TEXT_CASES
+    else:
+        cases = CASES
+        assert model.mask_id == MASK_ID, "random-prompt cases need the tiny_llada_mha vocabulary"
 
     if args.search_seeds:
-        for case in CASES:
+        for case in cases:
+            if is_text_case(case):
+                sys.exit("--search-seeds applies to random-prompt cases only; edit TEXT_CASES instead")
             seed = case[-1]
             while True:
                 res = run_case(model, case, seed)
@@ -788,15 +927,19 @@ def main():
                   f"margin {res['rec'].min_margin:.3g}  gap {res['rec'].min_gap:.3g}")
         return
 
-    self_checks(model)
+    if tokenizer is None:
+        self_checks(model)
+    else:
+        self_checks(model, encode_prompts(tokenizer, ["And God said, Let there be light"]))
 
     cases_json = []
     header = f"{'case':40s} {'nfe':>4s}  {'tokens/step (k:count)':28s} {'min margin':>10s} {'min gap':>8s}"
     print(header)
     print("-" * len(header))
     failed = []
-    for case in CASES:
-        res = run_case(model, case)
+    texts = []
+    for case in cases:
+        res = run_case(model, case, tokenizer=tokenizer)
         rec = res["rec"]
         print(f"{case[0]:40s} {res['nfe']:4d}  {histogram(rec.trace):28s} {rec.min_margin:10.3g} {rec.min_gap:8.3g}"
               + ("" if res["ok"] else "  FAIL " + "; ".join(rec.problems)))
@@ -805,26 +948,39 @@ def main():
         if not res["ok"]:
             failed.append(case[0])
         cases_json.append(case_json(case, res))
+        if tokenizer is not None:
+            plen = res["prompts"].shape[1]
+            for r, row in enumerate(res["output"].tolist()):
+                texts.append((case[0], r, case[3][r], tokenizer.decode(row[plen:], skip_special_tokens=False)))
+    if texts:
+        print()
+        print("decoded generations (prompt text | generated text, special tokens kept):")
+        for name, r, prompt_text, gen_text in texts:
+            print(f"[{name} row {r}] {prompt_text} | {gen_text}")
     if failed:
-        sys.exit(f"decision margins violated in {failed}: choose other seeds (--search-seeds)")
+        if tokenizer is None:
+            sys.exit(f"decision margins violated in {failed}: choose other seeds (--search-seeds)")
+        sys.exit(f"decision margins violated in {failed}: change the prompt text or threshold in TEXT_CASES")
 
     doc = collections.OrderedDict()
     doc["reference"] = (f"tools/reference_generate.py, transformers {transformers.__version__} "
                         f"LlamaForCausalLM float32, torch {torch.__version__}")
-    doc["model"] = MODEL_NAME
-    doc["mask_token_id"] = MASK_ID
+    doc["model"] = model.name
+    if not is_default:
+        doc["model_dir"] = os.path.relpath(os.path.abspath(model_dir), mg.REPO_ROOT)
+    doc["mask_token_id"] = model.mask_id
     doc["cases"] = cases_json
     text = to_json(doc) + "\n"
-    assert json.loads(text)["cases"][0]["name"] == CASES[0][0]
+    assert json.loads(text)["cases"][0]["name"] == cases[0][0]
     if args.check:
-        with open(OUT_PATH) as f:
+        with open(out_path) as f:
             same = f.read() == text
-        print(f"{os.path.relpath(OUT_PATH, mg.REPO_ROOT)}: {'identical' if same else 'DIFFERENT'}")
+        print(f"{os.path.relpath(out_path, mg.REPO_ROOT)}: {'identical' if same else 'DIFFERENT'}")
         sys.exit(0 if same else 1)
-    os.makedirs(os.path.dirname(OUT_PATH), exist_ok=True)
-    with open(OUT_PATH, "w") as f:
+    os.makedirs(os.path.dirname(out_path), exist_ok=True)
+    with open(out_path, "w") as f:
         f.write(text)
-    print(f"wrote {os.path.relpath(OUT_PATH, mg.REPO_ROOT)} ({len(text)} bytes, {len(cases_json)} cases)")
+    print(f"wrote {os.path.relpath(out_path, mg.REPO_ROOT)} ({len(text)} bytes, {len(cases_json)} cases)")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 // The C++ decode loop against the published algorithms as implemented in
-// plain PyTorch by tools/reference_generate.py (tests/data/decode/goldens.json):
-// at temperature 0 every case must give the reference's exact canvas, number
-// of model calls, and, step by step, the positions it committed.
+// plain PyTorch by tools/reference_generate.py: at temperature 0 every case
+// must give the reference's exact canvas, number of model calls, and, step
+// by step, the positions it committed. Two sets: tests/data/decode/goldens.json
+// on a tiny random model (which proposes one token everywhere, so it pins
+// down the order of commits) and tiny_llada_goldens.json on the embedded
+// trained model with real prompts (which pins down the tokens too).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -17,10 +20,21 @@
 namespace unmask {
 namespace {
 
-nlohmann::json load_goldens() {
-  std::ifstream in(test::data_dir() + "/decode/goldens.json");
+const char* const golden_files[] = {"goldens.json", "tiny_llada_goldens.json"};
+
+nlohmann::json load_goldens(const std::string& file) {
+  std::ifstream in(test::data_dir() + "/decode/" + file);
   return nlohmann::json::parse(in);
 }
+
+std::string model_dir(const nlohmann::json& goldens) {
+  if (goldens.contains("model_dir")) return std::string(UNMASK_SOURCE_DIR) + "/" + goldens.at("model_dir").get<std::string>();
+  return test::data_dir() + "/" + goldens.at("model").get<std::string>();
+}
+
+struct golden_case {
+  std::string file, name;
+};
 
 diffusion_settings settings_for(const nlohmann::json& g) {
   diffusion_settings s;
@@ -52,14 +66,15 @@ diffusion_settings settings_for(const nlohmann::json& g) {
   return s;
 }
 
-class DiffusionGolden : public ::testing::TestWithParam<std::string> {};
+class DiffusionGolden : public ::testing::TestWithParam<golden_case> {};
 
 TEST_P(DiffusionGolden, MatchesReferenceTokenForToken) {
-  const nlohmann::json goldens = load_goldens();
-  const llada_model model = llada_model::load(test::data_dir() + "/" + goldens.at("model").get<std::string>());
+  const nlohmann::json goldens = load_goldens(GetParam().file);
+  const llada_model model = llada_model::load(model_dir(goldens));
+  ASSERT_EQ(goldens.at("mask_token_id").get<std::int64_t>(), model.config().mask_token_id);
   const nlohmann::json* found = nullptr;
   for (const auto& c : goldens.at("cases"))
-    if (c.at("name") == GetParam()) found = &c;
+    if (c.at("name") == GetParam().name) found = &c;
   ASSERT_NE(found, nullptr);
   const nlohmann::json& g = *found;
 
@@ -78,21 +93,27 @@ TEST_P(DiffusionGolden, MatchesReferenceTokenForToken) {
   EXPECT_EQ(trace, g.at("trace").get<std::vector<std::vector<std::int32_t>>>());
 }
 
-std::vector<std::string> case_names() {
-  std::vector<std::string> names;
-  const nlohmann::json goldens = load_goldens();
-  for (const auto& c : goldens.at("cases")) names.push_back(c.at("name"));
-  return names;
+std::vector<golden_case> cases(const std::string& only = "") {
+  std::vector<golden_case> out;
+  for (const char* file : golden_files) {
+    if (!only.empty() && only != file) continue;
+    const nlohmann::json goldens = load_goldens(file);
+    for (const auto& c : goldens.at("cases")) out.push_back({file, c.at("name")});
+  }
+  return out;
 }
 
-INSTANTIATE_TEST_SUITE_P(Reference, DiffusionGolden, ::testing::ValuesIn(case_names()), [](const auto& param_info) {
-  std::string name = param_info.param;
+INSTANTIATE_TEST_SUITE_P(Reference, DiffusionGolden, ::testing::ValuesIn(cases()), [](const auto& param_info) {
+  std::string name = std::string(param_info.param.file == "goldens.json" ? "random_" : "trained_") + param_info.param.name;
   for (char& ch : name)
     if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
   return name;
 });
 
-TEST(DiffusionGolden, AtLeastTenCombinations) { EXPECT_GE(case_names().size(), 10u); }
+TEST(DiffusionGolden, AtLeastTenCombinationsPerModel) {
+  EXPECT_GE(cases("goldens.json").size(), 10u);
+  EXPECT_GE(cases("tiny_llada_goldens.json").size(), 10u);
+}
 
 }  // namespace
 }  // namespace unmask

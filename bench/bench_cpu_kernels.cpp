@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "unmask/cpu/backend.hpp"
+#include "unmask/cpu/rope.hpp"
 #include "unmask/model/llada_forward.hpp"
 
 namespace unmask {
@@ -57,6 +58,8 @@ void BM_Attention(benchmark::State& state) {
   }
   const double flops = 4.0 * double(s.q_len * s.kv_capacity * s.heads * s.head_dim);
   state.counters["GFLOP/s"] = benchmark::Counter(flops * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GB/s"] =
+      benchmark::Counter(double(4 * size * 4) * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_Attention)->Arg(64)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -71,8 +74,55 @@ void BM_RmsNorm(benchmark::State& state) {
   }
   state.counters["GB/s"] =
       benchmark::Counter(double(rows * dim * 8) * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(double(rows * dim * 4) * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_RmsNorm)->Arg(256)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+void BM_Rope(benchmark::State& state) {
+  const std::int64_t rows = state.range(0), heads = 16, hd = 128;
+  std::vector<float> x(std::size_t(rows * heads * hd), 0.5f);
+  std::vector<std::int32_t> positions(static_cast<std::size_t>(rows));
+  for (std::int64_t r = 0; r < rows; ++r) positions[std::size_t(r)] = std::int32_t(r);
+  const auto table = cpu::rope_table(rows, hd, 10000.0f);
+  for (auto _ : state) {
+    cpu::rope(x.data(), rows, heads, hd, positions.data(), table);
+    benchmark::DoNotOptimize(x.data());
+  }
+  const double elements = double(rows * heads * hd);
+  state.counters["GB/s"] = benchmark::Counter(elements * 8 * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(elements * 3 * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Rope)->Arg(256)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+void BM_SwiGlu(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  std::vector<float> gate(static_cast<std::size_t>(n), 0.3f), up(static_cast<std::size_t>(n), 0.7f),
+      out(static_cast<std::size_t>(n));
+  for (auto _ : state) {
+    cpu::swiglu(gate.data(), up.data(), n, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(double(n) * 12 * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(double(n) * 4 * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_SwiGlu)->Arg(256 * 5632)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+void BM_Embedding(benchmark::State& state) {
+  const std::int64_t rows = state.range(0), vocab = 32000, dim = 2048;
+  const auto w = random_bf16(std::size_t(vocab * dim));
+  const tensor_ref wte{w.data(), dtype::bf16, {vocab, dim}, "wte"};
+  std::vector<std::int32_t> tokens(static_cast<std::size_t>(rows));
+  for (std::int64_t r = 0; r < rows; ++r) tokens[std::size_t(r)] = std::int32_t((r * 7919) % vocab);
+  std::vector<float> out(std::size_t(rows * dim));
+  for (auto _ : state) {
+    cpu::embedding(tokens.data(), rows, wte, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(double(rows * dim) * 6 * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(0.0, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Embedding)->Arg(256)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // One whole forward pass of the tiny golden checkpoint over a 64-token canvas.
 void BM_TinyForward(benchmark::State& state) {

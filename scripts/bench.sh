@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Runs the benchmarks and writes docs/benchmarks.md, docs/bench-decode.png and
+# docs/bench-kernels.png from their JSON output (kept in bench-results/).
+#   scripts/bench.sh            full CPU run (several minutes)
+#   scripts/bench.sh --smoke    tiny sizes everywhere, well under a minute; writes to
+#                               a temporary folder and leaves docs/ alone
+#   scripts/bench.sh --gpu      the GPU part (not implemented yet: no CUDA backend)
+# Steps: a Release build with -DUNMASK_NATIVE=ON -DUNMASK_USE_BLAS=OFF in
+# build-bench/ ($UNMASK_BENCH_BUILD_DIR); bench_cpu_kernels; bench_decode on
+# models/tiny-llada + models/tiny-ar (gen 256, block 32) and on a random ~1B
+# model (gen 16, block 16); the PyTorch peer tools/peers/pytorch_llada.py on
+# the tiny models; tools/bench_report.py and tools/plot_bench.py.
+# The commit in the report: $UNMASK_COMMIT, else git rev-parse HEAD.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+smoke=0
+gpu=0
+for arg in "$@"; do
+  case "${arg}" in
+    --smoke) smoke=1 ;;
+    --gpu) gpu=1 ;;
+    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown argument ${arg} (use --smoke, --gpu)" >&2; exit 2 ;;
+  esac
+done
+if [ "${gpu}" -eq 1 ]; then
+  echo "bench.sh: the GPU benchmarks are not implemented yet (there is no CUDA backend yet); nothing was run."
+  exit 0
+fi
+
+"${repo_root}/scripts/install-deps.sh"
+"${repo_root}/tools/setup_venv.sh" >&2
+python="${repo_root}/.venv-tools/bin/python"
+
+bench_build="${UNMASK_BENCH_BUILD_DIR:-${repo_root}/build-bench}"
+cmake -S "${repo_root}" -B "${bench_build}" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DUNMASK_NATIVE=ON -DUNMASK_USE_BLAS=OFF >/dev/null
+cmake --build "${bench_build}" -j "${jobs}" --target bench_decode bench_cpu_kernels unmask-cli
+
+if [ "${smoke}" -eq 1 ]; then
+  results="$(mktemp -d "${TMPDIR:-/tmp}/unmask-bench.XXXXXX")"
+  docs="${results}"
+else
+  results="${repo_root}/bench-results"
+  docs="${repo_root}/docs"
+  mkdir -p "${results}"
+fi
+commit="${UNMASK_COMMIT:-$(git -C "${repo_root}" rev-parse HEAD 2>/dev/null || echo unknown)}"
+
+# The trained tiny models, or the tiny test checkpoint while they are missing.
+tiny="${repo_root}/models/tiny-llada"
+tiny_ar="${repo_root}/models/tiny-ar"
+gen=256
+block=32
+if [ ! -f "${tiny}/model.safetensors" ] || [ ! -f "${tiny_ar}/model.safetensors" ]; then
+  echo "bench.sh: models/tiny-llada or models/tiny-ar is missing; using tests/data/tiny_llada_mha (gen 32, block 16)" >&2
+  tiny="${repo_root}/tests/data/tiny_llada_mha"
+  tiny_ar="${tiny}"
+  gen=32
+  block=16
+fi
+
+kernel_args=(--benchmark_min_time=0.5)
+decode_smoke=()
+peer_smoke=()
+big_args=(--gen-length 16 --block-length 16)
+if [ "${smoke}" -eq 1 ]; then
+  kernel_args=(--benchmark_min_time=0.001 --benchmark_filter='MatmulBf16/1/|MatmulBf16/32/2048|RmsNorm|TinyForward')
+  decode_smoke=(--smoke)
+  peer_smoke=(--smoke)
+  big_args=(--gen-length 4 --block-length 4 --prompt-length 4 --smoke)
+fi
+
+load="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
+echo "== bench_cpu_kernels (load average ${load})" >&2
+"${bench_build}/bench/bench_cpu_kernels" "${kernel_args[@]}" \
+  --benchmark_out="${results}/kernels.json" --benchmark_out_format=json
+
+echo "== bench_decode $(basename "${tiny}") (gen ${gen}, block ${block})" >&2
+"${bench_build}/bench/bench_decode" --model "${tiny}" --ar-model "${tiny_ar}" --gen-length "${gen}" \
+  --block-length "${block}" "${decode_smoke[@]}" --json "${results}/decode-tiny.json"
+
+echo "== bench_decode --shape 1b (random weights, ${big_args[*]})" >&2
+"${bench_build}/bench/bench_decode" --shape 1b "${big_args[@]}" --json "${results}/decode-1b.json"
+
+# The peer with torch.set_num_threads(os.cpu_count()), as specified, and, on a
+# machine with more than one CPU, once more with one thread: on small shapes
+# (and on a busy machine) PyTorch's OpenMP fork/join can cost more than it
+# gains, and the report compares against the faster of the two.
+echo "== PyTorch peer on $(basename "${tiny}")" >&2
+peer=("${python}" "${repo_root}/tools/peers/pytorch_llada.py" --model "${tiny}" --ar-model "${tiny_ar}"
+      --gen-length "${gen}" --block-length "${block}" "${peer_smoke[@]}")
+"${peer[@]}" --json "${results}/peer-tiny.json" --compare-with "${results}/decode-tiny.json" \
+  --compare-cli "${bench_build}/apps/unmask"
+peers=(--peer "${results}/peer-tiny.json")
+if [ "$(nproc)" -gt 1 ]; then
+  echo "== PyTorch peer on $(basename "${tiny}"), one thread" >&2
+  "${peer[@]}" --threads 1 --no-verify --json "${results}/peer-tiny-1thread.json"
+  peers+=(--peer "${results}/peer-tiny-1thread.json")
+fi
+
+inputs=(--decode "${results}/decode-tiny.json" --decode "${results}/decode-1b.json" "${peers[@]}"
+        --kernels "${results}/kernels.json")
+"${python}" "${repo_root}/tools/bench_report.py" "${inputs[@]}" --commit "${commit}" --load "${load}" \
+  --out "${docs}/benchmarks.md"
+"${python}" "${repo_root}/tools/plot_bench.py" "${inputs[@]}" --out-dir "${docs}"
+echo "bench.sh: JSON in ${results}, report ${docs}/benchmarks.md" >&2

@@ -36,6 +36,8 @@ struct golden_case {
   std::string file, name;
 };
 
+void PrintTo(const golden_case& c, std::ostream* os) { *os << c.file << ":" << c.name; }
+
 diffusion_settings settings_for(const nlohmann::json& g) {
   diffusion_settings s;
   const std::string algorithm = g.at("algorithm");

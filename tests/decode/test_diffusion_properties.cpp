@@ -97,6 +97,8 @@ std::vector<policy_case> policies() {
   return out;
 }
 
+void PrintTo(const policy_case& c, std::ostream* os) { *os << c.name; }
+
 class DecodeProperties : public ::testing::TestWithParam<policy_case> {};
 
 TEST_P(DecodeProperties, Invariants) {

@@ -197,18 +197,22 @@ void print_table(const std::vector<run_figures>& runs) {
                 f.tokens_per_forward(), f.seconds * 1e3, f.tokens_per_second());
 }
 
+// --tokenizer, else the model directory's tokenizer.json.
+std::string tokenizer_for(const generate_options& o, const std::string& model) {
+  return o.tokenizer.empty() ? (fs::path(model) / "tokenizer.json").string() : o.tokenizer;
+}
+
 int generate(const generate_options& o) {
   const std::string model = o.model.empty() ? embedded_model("tiny-llada") : o.model;
-  const std::string tokenizer = o.tokenizer.empty() ? (fs::path(model) / "tokenizer.json").string() : o.tokenizer;
   std::vector<run_figures> runs;
   if (o.ar && !o.compare) {
     const std::string ar_model = o.model.empty() ? embedded_model("tiny-ar") : o.model;
-    runs.push_back(run_ar(o, ar_model, o.tokenizer.empty() ? (fs::path(ar_model) / "tokenizer.json").string() : o.tokenizer));
+    runs.push_back(run_ar(o, ar_model, tokenizer_for(o, ar_model)));
   } else {
-    runs.push_back(run_diffusion(o, model, tokenizer));
+    runs.push_back(run_diffusion(o, model, tokenizer_for(o, model)));
     if (o.compare) {
       const std::string ar_model = o.ar_model.empty() ? embedded_model("tiny-ar") : o.ar_model;
-      runs.push_back(run_ar(o, ar_model, o.tokenizer.empty() ? (fs::path(ar_model) / "tokenizer.json").string() : o.tokenizer));
+      runs.push_back(run_ar(o, ar_model, tokenizer_for(o, ar_model)));
     }
   }
   if (o.json) {

@@ -24,24 +24,6 @@
 
 namespace unmask {
 
-struct attention_shape {
-  std::int64_t batch = 1;
-  std::int64_t q_len = 0;        // query rows per sequence
-  std::int64_t kv_capacity = 0;  // key rows per sequence in the K/V buffers
-  std::int64_t heads = 1;
-  std::int64_t kv_heads = 1;
-  std::int64_t head_dim = 0;
-};
-
-// Per-sequence extents (batch); a null pointer means the default.
-struct attention_extents {
-  const std::int32_t* q_offsets = nullptr;   // absolute position of query row 0; default 0
-  const std::int32_t* q_lengths = nullptr;   // valid query rows; default q_len
-  const std::int32_t* kv_lengths = nullptr;  // valid keys; default kv_capacity
-  const std::int32_t* kv_slots = nullptr;    // which K/V sequence slot a query sequence reads; default b
-  const std::int32_t* mask_origins = nullptr;  // block-causal origin (prompt length); default 0
-};
-
 namespace cpu {
 
 // q (batch, q_len, heads, head_dim); k, v (slots, kv_capacity, kv_heads,

@@ -133,5 +133,40 @@ TEST(CudaPolicy, SelectionAndSchedulesMatchHost) {
   cudaFree(d_out);
 }
 
+// count(step, steps, masks, masks) for every steps <= 64, step < steps and
+// masks <= 1024: one thread per (steps, step, masks).
+__global__ void schedule_kernel(count_schedule schedule, std::int32_t* out) {
+  const std::int32_t masks = std::int32_t(blockIdx.x * blockDim.x + threadIdx.x);
+  const std::int32_t steps = std::int32_t(blockIdx.y) + 1, step = std::int32_t(blockIdx.z);
+  if (masks > 1024 || step >= steps) return;
+  out[(std::int64_t(steps - 1) * 64 + step) * 1025 + masks] = schedule.count(step, steps, masks, masks);
+}
+
+// The float schedules round every product and sum as the host does (nvcc
+// would fuse start + step * i into an fma and change a count by one for a
+// few (step, masks) pairs), so the counts are the host's exactly.
+TEST(CudaPolicy, CountSchedulesMatchHostExhaustively) {
+  UNMASK_REQUIRE_DEVICE();
+  const std::size_t n = std::size_t(64) * 64 * 1025;
+  std::int32_t* d;
+  UNMASK_CUDA_OK(cudaMalloc(&d, n * sizeof(std::int32_t)));
+  for (const count_schedule_kind kind : {count_schedule_kind::dream, count_schedule_kind::llama_cpp}) {
+    const count_schedule schedule{kind, 1e-3f};
+    UNMASK_CUDA_OK(cudaMemset(d, 0xff, n * sizeof(std::int32_t)));
+    schedule_kernel<<<dim3(5, 64, 64), 256>>>(schedule, d);
+    UNMASK_CUDA_OK(cudaDeviceSynchronize());
+    std::vector<std::int32_t> got(n);
+    UNMASK_CUDA_OK(cudaMemcpy(got.data(), d, n * sizeof(std::int32_t), cudaMemcpyDeviceToHost));
+    std::int64_t different = 0;
+    for (std::int32_t steps = 1; steps <= 64; ++steps)
+      for (std::int32_t step = 0; step < steps; ++step)
+        for (std::int32_t masks = 0; masks <= 1024; ++masks)
+          different += got[(std::size_t(steps - 1) * 64 + std::size_t(step)) * 1025 + std::size_t(masks)] !=
+                       schedule.count(step, steps, masks, masks);
+    EXPECT_EQ(different, 0) << (kind == count_schedule_kind::dream ? "dream" : "llama_cpp");
+  }
+  cudaFree(d);
+}
+
 }  // namespace
 }  // namespace unmask

@@ -24,3 +24,28 @@
 #else
 #define UNMASK_ON_DEVICE 0
 #endif
+
+namespace unmask {
+
+// a * b and a + b rounded once each. nvcc contracts a * b + c into one fma
+// by default, which rounds once and can differ from the CPU in the last bit;
+// shared formulas whose result must be the same on both backends (schedule
+// counts, sampling keys) use these. (GCC contracts too when built with
+// -march=native and an FMA unit; the default x86-64 build does not.)
+UNMASK_HOST_DEVICE float mul_rn(float a, float b) {
+#if UNMASK_ON_DEVICE
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
+UNMASK_HOST_DEVICE float add_rn(float a, float b) {
+#if UNMASK_ON_DEVICE
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+
+}  // namespace unmask

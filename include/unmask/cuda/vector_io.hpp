@@ -57,23 +57,8 @@ UNMASK_HOST_DEVICE T from_float(float x) {
   else return to_bfloat16(x);
 }
 
-// a * b and a + b rounded once each: nvcc would otherwise contract a * b + c
-// into one fma, which rounds once and differs from the CPU in the last bit.
-UNMASK_HOST_DEVICE float mul_rn(float a, float b) {
-#if UNMASK_ON_DEVICE
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-
-UNMASK_HOST_DEVICE float add_rn(float a, float b) {
-#if UNMASK_ON_DEVICE
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
+// mul_rn and add_rn (unmask/core/config.hpp) keep products and sums rounded
+// as the CPU rounds them.
 
 UNMASK_HOST_DEVICE bool is_aligned(const void* p, std::size_t bytes) {
   return reinterpret_cast<std::uintptr_t>(p) % bytes == 0;

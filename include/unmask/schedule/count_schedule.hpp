@@ -30,7 +30,7 @@ UNMASK_HOST_DEVICE float torch_linspace_f32(float start, float end, std::int64_t
   if (steps == 1) return start;
   const float step = (end - start) / float(steps - 1);
   const std::int64_t halfway = steps / 2;
-  return i < halfway ? start + step * float(i) : end - step * float(steps - i - 1);
+  return i < halfway ? add_rn(start, mul_rn(step, float(i))) : add_rn(end, -mul_rn(step, float(steps - i - 1)));
 }
 
 enum class count_schedule_kind : std::uint8_t { llada_even, dream, llama_cpp };
@@ -52,8 +52,8 @@ struct count_schedule {
         return clamp(std::int32_t(float(masks) * (1.0f - s / t)), masks);
       }
       case count_schedule_kind::llama_cpp: {
-        const float t = 1.0f - float(step) / float(steps) * (1.0f - eps);
-        const float s = 1.0f - float(step + 1) / float(steps) * (1.0f - eps);
+        const float t = add_rn(1.0f, -mul_rn(float(step) / float(steps), 1.0f - eps));
+        const float s = add_rn(1.0f, -mul_rn(float(step + 1) / float(steps), 1.0f - eps));
         return clamp(std::int32_t(float(masks) * (1.0f - s / t)), masks);
       }
       default: {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -20,7 +21,13 @@
 
 namespace unmask::test {
 
-inline std::string data_dir() { return UNMASK_TEST_DATA_DIR; }
+// The test data folder: $UNMASK_TEST_DATA_DIR when set (test binaries built
+// on one machine and run from another checkout, as scripts/gpu-check.sh does
+// with a carried build), else the source tree's, fixed at build time.
+inline std::string data_dir() {
+  const char* moved = std::getenv("UNMASK_TEST_DATA_DIR");
+  return moved && *moved ? moved : UNMASK_TEST_DATA_DIR;
+}
 
 class scratch_dir {
  public:

@@ -17,21 +17,32 @@
 #include "unmask/cpu/rmsnorm.hpp"
 #include "unmask/cpu/rope.hpp"
 #include "unmask/cpu/swiglu.hpp"
+#include "unmask/model/llada_weights.hpp"
+#include "unmask/policy/guidance.hpp"
+#include "unmask/policy/sampling.hpp"
 
 namespace unmask {
 
 struct cpu_backend {
+  using activation = float;
   template <class T>
   using buffer = host_buffer<T>;
   using rope_table_type = std::vector<float>;
 
   static constexpr const char* name = "cpu";
 
+  // The forward pass reads weights where the checkpoint maps them.
+  void upload_weights(const llada_weights&) const {}
+
   // Copies host memory into a backend buffer (a plain copy here).
   template <class T>
   void upload(const T* src, std::size_t count, buffer<T>& dst) const {
     dst.reserve_at_least(count);
     std::copy(src, src + count, dst.data());
+  }
+  template <class T>
+  void download(const T* src, std::size_t count, T* dst) const {
+    std::copy(src, src + count, dst);
   }
 
   rope_table_type make_rope_table(std::int64_t count, std::int64_t head_dim, float theta) const {
@@ -78,6 +89,20 @@ struct cpu_backend {
                          const std::int32_t* lengths) const {
     for (std::int64_t b = 0; b < batch; ++b)
       std::fill(x + (b * seq_len + lengths[b]) * width, x + (b + 1) * seq_len * width, 0.0f);
+  }
+
+  // ---- decoding ----
+  // logits (2 * rows, vocab): the first rows become the guided logits.
+  void apply_guidance(float* logits, std::int64_t rows, std::int64_t vocab, float scale) const {
+    const std::int64_t count = rows * vocab;
+    for (std::int64_t i = 0; i < count; ++i) logits[i] = guided_logit(logits[i], logits[count + i], scale);
+  }
+  // out[i] = choose_token(logits row i, ...) for i < count.
+  void choose_tokens(const float* logits, std::int64_t count, std::int64_t vocab, const sampling_settings& sampling,
+                     confidence_metric metric, std::int32_t excluded, const counter_rng& rng,
+                     const draw_site* sites, token_choice* out) const {
+    for (std::int64_t i = 0; i < count; ++i)
+      out[i] = choose_token(logits + i * vocab, vocab, sampling, metric, excluded, rng, sites[i]);
   }
 };
 

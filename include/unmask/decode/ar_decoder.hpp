@@ -72,11 +72,13 @@ class ar_decoder {
       result.sequences[std::size_t(b)].canvas = prompt;
       result.sequences[std::size_t(b)].prompt_length = std::int32_t(prompt.size());
     }
-    std::vector<float> logits(std::size_t(n * vocab));
+    typename Backend::template buffer<float> logits(std::size_t(n * vocab));  // (active sequences, vocab)
     forward_({tokens.data(), n, longest, lengths.data()}, settings_.attention, logits.data(), &cache, {rows.data(), n});
     ++result.forwards;
 
     std::vector<std::int32_t> active(static_cast<std::size_t>(n)), next, offsets, committed(1);
+    std::vector<draw_site> sites;
+    std::vector<token_choice> choices;
     for (std::int64_t b = 0; b < n; ++b) active[std::size_t(b)] = std::int32_t(b);
     const counter_rng rng{settings_.seed};
     for (std::int32_t step = 0;; ++step) {
@@ -84,13 +86,19 @@ class ar_decoder {
       std::vector<std::int32_t> still;
       next.clear();
       offsets.clear();
+      sites.clear();
+      for (std::int32_t s : active)
+        sites.push_back({requests[std::size_t(s)].id, std::uint32_t(step),
+                         std::uint32_t(result.sequences[std::size_t(s)].canvas.size())});
+      choices.resize(active.size());
+      forward_.backend().choose_tokens(logits.data(), std::int64_t(active.size()), vocab, settings_.sampling,
+                                       confidence_metric::max_prob, std::int32_t(c.mask_token_id), rng, sites.data(),
+                                       choices.data());
       for (std::size_t i = 0; i < active.size(); ++i) {
         sequence_output& out = result.sequences[std::size_t(active[i])];
         ++out.forwards;
         const std::uint32_t position = std::uint32_t(out.canvas.size());
-        const token_choice choice =
-            choose_token(logits.data() + std::int64_t(i) * vocab, vocab, settings_.sampling, confidence_metric::max_prob,
-                         std::int32_t(c.mask_token_id), rng, {requests[std::size_t(active[i])].id, std::uint32_t(step), position});
+        const token_choice choice = choices[i];
         out.canvas.push_back(choice.token);
         ++out.committed;
         committed[0] = std::int32_t(position);

@@ -27,6 +27,9 @@
 // in any batch. A sequence leaves the batch when it is done; with
 // stop_at_eos, a block that produced the end-of-sequence token ends it (the
 // rest of its canvas is filled with that token).
+// The backend runs the model and the token choice (on a GPU, only a token and
+// a confidence per masked row come back to the host); ancestral sampling and
+// ReMDM read the block's logits on the host.
 #pragma once
 
 #include <algorithm>
@@ -253,11 +256,12 @@ class diffusion_decoder {
     }
   }
 
-  // Runs the model on the given sequences, each feeding `feeds[b]`; returns
-  // logits of `rows` (block-relative positions) per sequence, (sum of rows,
-  // vocab), with guidance applied.
-  void run_model(std::vector<state*>& batch, const std::vector<feed>& feeds,
-                 const std::vector<std::vector<std::int32_t>>& rows, std::vector<float>& logits, decode_output& result) {
+  // Runs the model on the given sequences, each feeding `feeds[b]`; leaves
+  // logits of `rows` (block-relative positions) per sequence in logits_,
+  // (sum of rows, vocab) in the backend's memory, with guidance applied, and
+  // returns the number of rows.
+  std::int64_t run_model(std::vector<state*>& batch, const std::vector<feed>& feeds,
+                         const std::vector<std::vector<std::int32_t>>& rows, decode_output& result) {
     const llada_config& c = model_.config();
     const std::int64_t vocab = c.vocab_size;
     const bool guided = settings_.cfg_scale > 0.0f, cached = cache_.has_value();
@@ -291,7 +295,7 @@ class diffusion_decoder {
       }
     }
     const std::int64_t count = std::int64_t(selected_.size());
-    raw_.resize(std::size_t(count * vocab));
+    logits_.reserve_at_least(std::size_t(count * vocab));
     token_batch in{tokens_.data(), copies * n, width, lengths_.data()};
     in.mask_origins = origins_.data();
     if (cached) {
@@ -299,17 +303,12 @@ class diffusion_decoder {
       in.cache_slots = slots_.data();
       in.kv_lengths = kv_lengths_.data();
     }
-    forward_(in, settings_.attention, raw_.data(), cached ? &*cache_ : nullptr, {selected_.data(), count});
+    forward_(in, settings_.attention, logits_.data(), cached ? &*cache_ : nullptr, {selected_.data(), count});
     ++result.forwards;
     for (state* st : batch) ++st->out.forwards;
     const std::int64_t half = guided ? count / 2 : count;
-    logits.resize(std::size_t(half * vocab));
-    if (!guided) {
-      logits.swap(raw_);
-      return;
-    }
-    for (std::int64_t i = 0; i < half * vocab; ++i)
-      logits[std::size_t(i)] = guided_logit(raw_[std::size_t(i)], raw_[std::size_t(half * vocab + i)], settings_.cfg_scale);
+    if (guided) forward_.backend().apply_guidance(logits_.data(), half, vocab, settings_.cfg_scale);
+    return half;
   }
 
   void run_confidence_block(std::vector<state>& states, std::int32_t block, decode_output& result,
@@ -321,7 +320,8 @@ class diffusion_decoder {
     std::vector<state*> batch;
     std::vector<std::vector<std::int32_t>> rows;
     std::vector<feed> feeds;
-    std::vector<float> logits;
+    std::vector<draw_site> sites;
+    std::vector<token_choice> choices;
     struct candidate {
       std::int32_t position;  // block-relative
       std::int32_t token;
@@ -345,17 +345,23 @@ class diffusion_decoder {
         feeds.push_back(plan_feed(st, refresh));
       }
       if (batch.empty()) return;
-      run_model(batch, feeds, rows, logits, result);
+      const std::int64_t count = run_model(batch, feeds, rows, result);
       if (settings_.cache.mode == cache_mode::block_causal)
         for (state* st : batch) st->cached_upto = st->block_begin;  // earlier rows now hold final K/V
+      sites.clear();
+      for (std::size_t b = 0; b < batch.size(); ++b)
+        for (std::int32_t r : rows[b])
+          sites.push_back({batch[b]->id, batch[b]->rng_step, std::uint32_t(batch[b]->block_begin + r)});
+      choices.resize(std::size_t(count));
+      forward_.backend().choose_tokens(logits_.data(), count, vocab, settings_.sampling, settings_.confidence, mask,
+                                       rng, sites.data(), choices.data());
       std::int64_t row = 0;
       for (std::size_t b = 0; b < batch.size(); ++b) {
         state& st = *batch[b];
         candidates.clear();
         for (std::int32_t r : rows[b]) {
-          const draw_site site{st.id, st.rng_step, std::uint32_t(st.block_begin + r)};
-          const token_choice choice = choose_token(logits.data() + row * vocab, vocab, settings_.sampling,
-                                                   settings_.confidence, mask, rng, site);
+          const draw_site& site = sites[std::size_t(row)];
+          const token_choice choice = choices[std::size_t(row)];
           float key = choice.confidence;
           if (settings_.selection.kind == selection_kind::stochastic)
             key = choice.confidence / settings_.selection.alg_temp +
@@ -399,7 +405,6 @@ class diffusion_decoder {
     const remdm_settings& remdm = settings_.remasking;
     std::vector<state*> batch;
     std::vector<std::vector<std::int32_t>> rows;
-    std::vector<float> logits;
     std::vector<std::int32_t> committed;
     std::vector<std::int32_t> all_rows(static_cast<std::size_t>(length));
     std::iota(all_rows.begin(), all_rows.end(), 0);
@@ -412,11 +417,12 @@ class diffusion_decoder {
       for (state* st : active)
         if (!st->logits_valid) batch.push_back(st), rows.push_back(all_rows), feeds.push_back(plan_feed(*st, true));
       if (batch.empty()) return;
-      run_model(batch, feeds, rows, logits, result);
+      run_model(batch, feeds, rows, result);
       for (std::size_t b = 0; b < batch.size(); ++b) {
         state& st = *batch[b];
-        st.block_logits.assign(logits.begin() + std::int64_t(b) * length * vocab,
-                               logits.begin() + std::int64_t(b + 1) * length * vocab);
+        st.block_logits.resize(std::size_t(length * vocab));
+        forward_.backend().download(logits_.data() + std::int64_t(b) * length * vocab, st.block_logits.size(),
+                                    st.block_logits.data());
         st.logits_valid = true;
       }
     };
@@ -498,7 +504,7 @@ class diffusion_decoder {
   diffusion_settings settings_;
   llada_forward<Backend> forward_;
   std::vector<std::int32_t> tokens_, lengths_, offsets_, slots_, kv_lengths_, origins_, selected_;
-  std::vector<float> raw_;
+  typename Backend::template buffer<float> logits_;  // (rows, vocab) of the last model call
   std::optional<kv_cache<Backend>> cache_;
   std::int32_t slot_count_ = 0;
 };

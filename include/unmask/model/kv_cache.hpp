@@ -2,7 +2,8 @@
 //
 // Keys and values of every layer for a batch of sequences, stored after RoPE
 // at their absolute positions: layer l holds K and V of shape
-// (batch, capacity, kv_heads, head_dim) in the backend's memory. A forward pass
+// (batch, capacity, kv_heads, head_dim) in the backend's memory and activation
+// type. A forward pass
 // given a cache writes the K/V of its rows at positions offset + i and attends
 // over the cached range, which is how the autoregressive loop decodes one
 // token per step and how diffusion decoding reuses a finished prefix.
@@ -19,7 +20,8 @@ namespace unmask {
 template <class Backend>
 class kv_cache {
  public:
-  using buffer = typename Backend::template buffer<float>;
+  using activation = typename Backend::activation;
+  using buffer = typename Backend::template buffer<activation>;
 
   kv_cache(const llada_config& c, std::int64_t batch, std::int64_t capacity)
       : batch_(batch), capacity_(capacity), kv_heads_(c.n_kv_heads), head_dim_(c.head_dim()) {
@@ -37,8 +39,8 @@ class kv_cache {
   std::int64_t batch() const { return batch_; }
   std::int64_t capacity() const { return capacity_; }
   std::int64_t row_width() const { return kv_heads_ * head_dim_; }
-  float* keys(std::size_t layer) { return keys_[layer].data(); }
-  float* values(std::size_t layer) { return values_[layer].data(); }
+  activation* keys(std::size_t layer) { return keys_[layer].data(); }
+  activation* values(std::size_t layer) { return values_[layer].data(); }
 
  private:
   std::int64_t batch_, capacity_, kv_heads_, head_dim_;

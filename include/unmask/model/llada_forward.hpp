@@ -8,8 +8,14 @@
 // position i predicts token i (no shift). A batch is a canvas of
 // (batch, seq_len) token ids with per-sequence lengths: sequence b occupies
 // positions [0, lengths[b]) and the rest is padding, invisible to attention and
-// zero in the logits. Activations are fp32; weights are read in their file
-// dtype. Scratch memory is kept between calls and grows to the largest batch.
+// zero in the logits. Activations are the backend's `activation` type (fp32
+// on the CPU, which reads weights in their file dtype; bf16 on the GPU, whose
+// backend uploads the weights when the forward object is built); logits are
+// fp32. Scratch memory is kept between calls and grows to the largest batch.
+// A call is two halves: stage() checks the batch and copies token ids,
+// positions and extents to the backend, run_staged() does the device work,
+// which reads only staged buffers, so it can be captured once as a CUDA graph
+// and replayed after staging another batch of the same shape.
 #pragma once
 
 #include <cstdint>
@@ -51,12 +57,14 @@ class llada_forward {
  public:
   template <class T>
   using buffer = typename Backend::template buffer<T>;
+  using activation = typename Backend::activation;
   using cache_type = kv_cache<Backend>;
 
   // `model` must outlive the forward object.
   explicit llada_forward(const llada_model& model, Backend backend = {})
       : model_(model), backend_(std::move(backend)) {
     const llada_config& c = model.config();
+    backend_.upload_weights(model.weights());
     rope_ = backend_.make_rope_table(c.max_sequence_length, c.head_dim(), float(c.rope_theta));
   }
 
@@ -69,20 +77,41 @@ class llada_forward {
   // covers every cached key up to the row's position (subject to the mask).
   void operator()(const token_batch& in, attention_mask mask, float* logits, cache_type* cache = nullptr,
                   logit_rows selected = {}) {
+    stage(in, cache, selected);
+    run_staged(mask, logits, cache);
+  }
+
+  // Checks the batch and copies its inputs to the backend.
+  void stage(const token_batch& in, cache_type* cache = nullptr, logit_rows selected = {}) {
+    check(in, cache, selected);
+    stage_inputs(in, cache != nullptr, selected);
+    staged_ = {in.batch, in.seq_len, selected.rows ? selected.count : 0, cache};
+    // Scratch grows here, never in run_staged (a captured graph keeps the addresses).
+    const llada_config& c = model_.config();
+    const std::size_t rows = std::size_t(in.batch * in.seq_len), hd = std::size_t(c.head_dim());
+    const std::size_t q_width = std::size_t(c.n_heads) * hd, kv_width = std::size_t(c.n_kv_heads) * hd;
+    x_.reserve_at_least(rows * std::size_t(c.d_model));
+    normed_.reserve_at_least(rows * std::size_t(c.d_model));
+    q_.reserve_at_least(rows * q_width);
+    k_.reserve_at_least(rows * kv_width);
+    v_.reserve_at_least(rows * kv_width);
+    attended_.reserve_at_least(rows * q_width);
+    gate_.reserve_at_least(rows * std::size_t(c.mlp_hidden_size));
+    up_.reserve_at_least(rows * std::size_t(c.mlp_hidden_size));
+  }
+
+  // The forward pass over the staged batch (`cache` must be the one staged with).
+  void run_staged(attention_mask mask, float* logits, cache_type* cache = nullptr) {
+    if (staged_.seq_len == 0) throw argument_error("forward: run_staged before stage");
+    if (cache != staged_.cache) throw argument_error("forward: run_staged with another cache than was staged");
     const llada_config& c = model_.config();
     const llada_weights& w = model_.weights();
-    check(in, cache, selected);
+    token_batch in;
+    in.batch = staged_.batch;
+    in.seq_len = staged_.seq_len;
+    const logit_rows selected{staged_.selected ? selected_.data() : nullptr, staged_.selected};
     const std::int64_t rows = in.batch * in.seq_len, d = c.d_model, hd = c.head_dim();
     const std::int64_t q_width = c.n_heads * hd, kv_width = c.n_kv_heads * hd, hidden = c.mlp_hidden_size;
-    stage_inputs(in, cache != nullptr, selected);
-    x_.reserve_at_least(std::size_t(rows * d));
-    normed_.reserve_at_least(std::size_t(rows * d));
-    q_.reserve_at_least(std::size_t(rows * q_width));
-    k_.reserve_at_least(std::size_t(rows * kv_width));
-    v_.reserve_at_least(std::size_t(rows * kv_width));
-    attended_.reserve_at_least(std::size_t(rows * q_width));
-    gate_.reserve_at_least(std::size_t(rows * hidden));
-    up_.reserve_at_least(std::size_t(rows * hidden));
 
     const float eps = float(c.rms_norm_eps);
     attention_shape shape;
@@ -104,8 +133,8 @@ class llada_forward {
       backend_.matmul_nt(normed_.data(), rows, l.v_proj, kv_width, v_.data(), false);
       backend_.rope(q_.data(), rows, c.n_heads, hd, positions_.data(), rope_);
       backend_.rope(k_.data(), rows, c.n_kv_heads, hd, positions_.data(), rope_);
-      const float* keys = k_.data();
-      const float* values = v_.data();
+      const activation* keys = k_.data();
+      const activation* values = v_.data();
       if (cache) {
         // (rows, kv_width) -> (batch, capacity, kv_width) at each row's position
         backend_.scatter_rows(k_.data(), in.batch, in.seq_len, kv_width, offsets_.data(), lengths_.data(),
@@ -221,7 +250,11 @@ class llada_forward {
   std::vector<std::int32_t> host_tokens_, host_positions_, host_lengths_, host_offsets_, host_kv_lengths_, host_slots_,
       host_origins_;
   buffer<std::int32_t> tokens_, positions_, lengths_, offsets_, kv_lengths_, slots_, origins_, selected_;
-  buffer<float> x_, normed_, q_, k_, v_, attended_, gate_, up_;
+  buffer<activation> x_, normed_, q_, k_, v_, attended_, gate_, up_;
+  struct staged_shape {
+    std::int64_t batch = 0, seq_len = 0, selected = 0;
+    const cache_type* cache = nullptr;
+  } staged_;
 };
 
 }  // namespace unmask

@@ -1,0 +1,278 @@
+// unmask/cuda/backend.hpp
+//
+// The CUDA backend: the operations llada_forward, diffusion_decoder and
+// ar_decoder are written against (see unmask/cpu/backend.hpp), over GPU
+// memory, so the model and both decode loops run on the GPU unchanged:
+//   diffusion_decoder<cuda_backend> decoder(model, settings);
+// Everything runs in order on one stream owned by the backend. Weights are
+// uploaded once, when the forward object is built, and looked up by their
+// host address afterwards; a weight whose file dtype is not the activation
+// type is converted once on upload (LLaDA, Dream and the embedded models are
+// stored in bf16 and used as stored by cuda_backend). Activations, the
+// residual stream and K/V caches are `Activation` (bf16 by default; fp32 with
+// cuda_backend_f32, which the end-to-end tests use to compare tokens with the
+// CPU); every kernel accumulates in fp32, GEMMs go through cuBLASLt with fp32
+// accumulation and logits come out in fp32. Token choice runs the fused
+// vocabulary pass on the device, and only (token, confidence) per masked row
+// crosses to the host; Dream's top-k / top-p filters, which the pass does not
+// implement yet, fall back to the host choose_token on downloaded rows.
+// Every CUDA or cuBLAS failure throws device_error naming the operation;
+// failed allocations throw device_memory_error with the size asked for.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "unmask/core/dtype.hpp"
+#include "unmask/core/tensor_view.hpp"
+#include "unmask/cuda/attention.hpp"
+#include "unmask/cuda/device_buffer.hpp"
+#include "unmask/cuda/embedding.hpp"
+#include "unmask/cuda/error.hpp"
+#include "unmask/cuda/gemm.hpp"
+#include "unmask/cuda/guidance.hpp"
+#include "unmask/cuda/rmsnorm.hpp"
+#include "unmask/cuda/rope.hpp"
+#include "unmask/cuda/rows.hpp"
+#include "unmask/cuda/swiglu.hpp"
+#include "unmask/cuda/vocab_pass.hpp"
+#include "unmask/model/attention_mask.hpp"
+#include "unmask/model/llada_weights.hpp"
+#include "unmask/policy/sampling.hpp"
+
+namespace unmask {
+
+struct cuda_backend_options {
+  int device = 0;
+  bool synchronous = false;  // synchronise after every operation, so errors name the failing one
+  std::size_t gemm_workspace_bytes = std::size_t(32) << 20;
+};
+
+template <class Activation>
+class cuda_backend_of {
+ public:
+  static_assert(cuda::is_element_v<Activation>, "activations are float, unmask::half or unmask::bfloat16");
+  using activation = Activation;
+  template <class T>
+  using buffer = cuda::device_buffer<T>;
+  using rope_table_type = float;  // theta: the kernel computes the angles
+
+  static constexpr const char* name = "cuda";
+
+  // Selects the device and creates the stream, the cuBLASLt handle and its
+  // workspace; throws device_error when there is no usable device.
+  cuda_backend_of() : cuda_backend_of(cuda_backend_options{}) {}
+  explicit cuda_backend_of(cuda_backend_options options) : state_(std::make_shared<state>()) {
+    state_->options = options;
+    int count = 0;
+    const cudaError_t found = cudaGetDeviceCount(&count);
+    if (found != cudaSuccess || count == 0) {
+      cudaGetLastError();
+      throw device_error(concat("CUDA backend: no usable CUDA device (",
+                                found == cudaSuccess ? "none found" : cudaGetErrorString(found), ")"),
+                         int(found == cudaSuccess ? cudaErrorNoDevice : found));
+    }
+    if (options.device < 0 || options.device >= count)
+      throw argument_error(concat("CUDA backend: device ", options.device, " does not exist (", count, " found)"));
+    cuda::check(cudaSetDevice(options.device), concat("cudaSetDevice(", options.device, ")"));
+    cuda::check(cudaStreamCreateWithFlags(&state_->stream, cudaStreamNonBlocking), "creating the stream");
+    cuda::check(state_->gemm.create(options.gemm_workspace_bytes), "creating the cuBLASLt handle and workspace");
+  }
+
+  cudaStream_t stream() const { return state_->stream; }
+  void synchronize() const { cuda::check(cudaStreamSynchronize(state_->stream), "synchronising the stream"); }
+  // Bytes of weights held on the device.
+  std::size_t weight_bytes() const { return state_->weight_bytes; }
+
+  // Host -> device on the stream (dst grows when needed, keeping its address otherwise).
+  template <class T>
+  void upload(const T* src, std::size_t count, buffer<T>& dst) const {
+    dst.reserve_at_least(count);
+    if (count == 0) return;
+    after(cudaMemcpyAsync(dst.data(), src, count * sizeof(T), cudaMemcpyHostToDevice, state_->stream), "upload");
+  }
+  // Device -> host; waits for the copy (and for everything queued before it).
+  template <class T>
+  void download(const T* src, std::size_t count, T* dst) const {
+    if (count == 0) return;
+    cuda::check(cudaMemcpyAsync(dst, src, count * sizeof(T), cudaMemcpyDeviceToHost, state_->stream), "download");
+    synchronize();
+  }
+
+  // Uploads every weight tensor once (a tied head shares the embedding's copy).
+  void upload_weights(const llada_weights& w) {
+    upload_weight(w.wte);
+    upload_weight(w.ln_f);
+    upload_weight(w.head);
+    for (const llada_layer_weights& l : w.layers)
+      for (const tensor_ref* t : {&l.attn_norm, &l.q_proj, &l.k_proj, &l.v_proj, &l.attn_out, &l.ff_norm, &l.ff_proj,
+                                  &l.up_proj, &l.ff_out})
+        upload_weight(*t);
+    synchronize();
+  }
+
+  rope_table_type make_rope_table(std::int64_t, std::int64_t, float theta) const { return theta; }
+
+  void embedding(const std::int32_t* tokens, std::int64_t rows, const tensor_ref& wte, Activation* out) const {
+    after(cuda::embedding(tokens, rows, weight(wte), wte.shape[0], wte.shape[1], out, state_->stream),
+          "embedding");
+  }
+  void rmsnorm(const Activation* x, std::int64_t rows, std::int64_t dim, const tensor_ref& w, float eps,
+               Activation* out) const {
+    after(cuda::rmsnorm(x, weight(w), rows, dim, eps, out, state_->stream), concat("rmsnorm ", w.name));
+  }
+  // y (rows, n) = x (rows, k) w^T (+ y); Y is Activation, or float for logits.
+  template <class Y>
+  void matmul_nt(const Activation* x, std::int64_t rows, const tensor_ref& w, std::int64_t n, Y* y,
+                 bool accumulate) const {
+    after(state_->gemm.matmul_nt(x, rows, w.shape[1], weight(w), n, y, accumulate, state_->stream),
+          concat("GEMM ", w.name, " (", rows, " x ", w.shape[1], " -> ", n, ")"));
+  }
+  void rope(Activation* x, std::int64_t rows, std::int64_t heads, std::int64_t head_dim,
+            const std::int32_t* positions, rope_table_type theta) const {
+    after(cuda::rope(x, rows, heads, head_dim, positions, theta, state_->stream), "rope");
+  }
+  void attention(const Activation* q, const Activation* k, const Activation* v, Activation* out,
+                 const attention_shape& s, const attention_extents& e, attention_mask mask) const {
+    after(cuda::attention(q, k, v, out, s, e, mask, state_->stream),
+          concat("attention (", to_string(mask.kind), ", batch ", s.batch, ", ", s.q_len, " queries, ",
+                 s.kv_capacity, " keys)"));
+  }
+  template <class T>
+  void scatter_rows(const T* src, std::int64_t batch, std::int64_t seq_len, std::int64_t width,
+                    const std::int32_t* offsets, const std::int32_t* lengths, const std::int32_t* slots,
+                    std::int64_t capacity, T* dst) const {
+    after(cuda::scatter_rows(src, batch, seq_len, width, offsets, lengths, slots, capacity, dst, state_->stream),
+          "K/V cache write");
+  }
+  template <class T>
+  void gather_rows(const T* src, const std::int32_t* rows, std::int64_t count, std::int64_t width, T* dst) const {
+    after(cuda::gather_rows(src, rows, count, width, dst, state_->stream), "row gather");
+  }
+  void swiglu(const Activation* gate, const Activation* up, std::int64_t n, Activation* out) const {
+    after(cuda::swiglu(gate, up, n, out, state_->stream), "swiglu");
+  }
+  void zero_padding_rows(float* x, std::int64_t batch, std::int64_t seq_len, std::int64_t width,
+                         const std::int32_t* lengths) const {
+    after(cuda::zero_padding_rows(x, batch, seq_len, width, lengths, state_->stream), "zeroing padding rows");
+  }
+
+  // ---- decoding ----
+  // logits (2 * rows, vocab): the first rows become the guided logits.
+  void apply_guidance(float* logits, std::int64_t rows, std::int64_t vocab, float scale) const {
+    after(cuda::apply_guidance(logits, rows * vocab, scale, state_->stream), "classifier-free guidance");
+  }
+  // out[i] = choose_token(logits row i, ...) for i < count; sites on the host.
+  void choose_tokens(const float* logits, std::int64_t count, std::int64_t vocab, const sampling_settings& sampling,
+                     confidence_metric metric, std::int32_t excluded, const counter_rng& rng,
+                     const draw_site* sites, token_choice* out) const {
+    if (count <= 0) return;
+    state& s = *state_;
+    if (sampling.filters()) {  // Dream's top-k / top-p: on the host until the pass implements them
+      s.host_logits.resize(std::size_t(count * vocab));
+      download(logits, s.host_logits.size(), s.host_logits.data());
+      for (std::int64_t i = 0; i < count; ++i)
+        out[i] = unmask::choose_token(s.host_logits.data() + i * vocab, vocab, sampling, metric, excluded, rng, sites[i]);
+      return;
+    }
+    s.host_rows.resize(std::size_t(count));
+    for (std::int64_t i = 0; i < count; ++i) s.host_rows[std::size_t(i)] = std::int32_t(i);
+    upload(s.host_rows.data(), s.host_rows.size(), s.rows);
+    upload(sites, std::size_t(count), s.sites);
+    s.tokens.reserve_at_least(std::size_t(count));
+    s.confidence.reserve_at_least(std::size_t(count));
+    s.workspace.reserve_at_least(cuda::vocab_pass_workspace_bytes(count, vocab));
+    cuda::vocab_pass_options options;
+    options.sampling = sampling;
+    options.metric = metric;
+    options.excluded_token = excluded;
+    options.rng = rng;
+    after(cuda::vocab_pass(logits, count, vocab, s.rows.data(), std::int32_t(count), s.sites.data(), options,
+                           s.tokens.data(), s.confidence.data(), s.workspace.data(), s.workspace.size(),
+                           state_->stream),
+          concat("vocabulary pass (", count, " rows of ", vocab, ")"));
+    s.host_tokens.resize(std::size_t(count));
+    s.host_confidence.resize(std::size_t(count));
+    cuda::check(cudaMemcpyAsync(s.host_tokens.data(), s.tokens.data(), std::size_t(count) * sizeof(std::int32_t),
+                                cudaMemcpyDeviceToHost, state_->stream),
+                "download of chosen tokens");
+    download(s.confidence.data(), std::size_t(count), s.host_confidence.data());
+    for (std::int64_t i = 0; i < count; ++i) {
+      out[i] = {s.host_tokens[std::size_t(i)], s.host_confidence[std::size_t(i)]};
+      if (out[i].token < 0)
+        throw device_error(concat("vocabulary pass: row ", i, " has no finite logit to choose from"),
+                           int(cudaErrorInvalidValue));
+    }
+  }
+
+ private:
+  struct state {
+    cuda_backend_options options;
+    cudaStream_t stream = nullptr;
+    cuda::gemm_engine gemm;
+    std::unordered_map<const void*, buffer<Activation>> weights;
+    std::size_t weight_bytes = 0;
+    buffer<std::int32_t> rows, tokens;
+    buffer<draw_site> sites;
+    buffer<float> confidence;
+    buffer<unsigned char> workspace;
+    std::vector<std::int32_t> host_rows, host_tokens;
+    std::vector<float> host_confidence, host_logits;
+
+    state() = default;
+    state(const state&) = delete;
+    state& operator=(const state&) = delete;
+    ~state() {
+      weights.clear();  // device memory first, then the stream
+      if (stream) cudaStreamDestroy(stream);
+    }
+  };
+
+  // Checks a launch; in synchronous mode also waits for it, so a failing
+  // kernel is reported under its own name.
+  template <class Status>
+  void after(Status status, const std::string& operation) const {
+    cuda::check(status, operation);
+    if (state_->options.synchronous) cuda::check(cudaStreamSynchronize(state_->stream), operation);
+  }
+
+  void upload_weight(const tensor_ref& t) {
+    if (state_->weights.count(t.data)) return;
+    const std::size_t n = std::size_t(t.shape.numel());
+    buffer<Activation> device(n, concat("weight ", t.name));
+    const void* source = t.data;
+    std::vector<Activation> converted;
+    if (t.type != dtype_of<Activation>::value) {
+      if (t.type != dtype::bf16 && t.type != dtype::f16 && t.type != dtype::f32)
+        throw checkpoint_error(concat("CUDA backend: weight '", t.name, "' has dtype ", dtype_name(t.type),
+                                      "; expected bf16, f16 or f32"));
+      converted.resize(n);
+      for (std::size_t i = 0; i < n; ++i) converted[i] = cuda::from_float<Activation>(load_as_float(t.data, t.type, i));
+      source = converted.data();
+    }
+    cuda::check(cudaMemcpy(device.data(), source, n * sizeof(Activation), cudaMemcpyHostToDevice),
+                concat("uploading weight ", t.name));
+    state_->weight_bytes += n * sizeof(Activation);
+    state_->weights.emplace(t.data, std::move(device));
+  }
+
+  const Activation* weight(const tensor_ref& t) const {
+    const auto found = state_->weights.find(t.data);
+    if (found == state_->weights.end())
+      throw argument_error(concat("CUDA backend: weight '", t.name, "' was not uploaded (call upload_weights first)"));
+    return found->second.data();
+  }
+
+  std::shared_ptr<state> state_;
+};
+
+using cuda_backend = cuda_backend_of<bfloat16>;
+using cuda_backend_f32 = cuda_backend_of<float>;
+
+}  // namespace unmask

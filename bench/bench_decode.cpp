@@ -10,7 +10,11 @@
 // bytes / the machine's measured copy bandwidth), the least time a forward
 // that reads every weight once can take.
 //
+// The same program runs on the GPU (bench_decode_cuda, --backend cuda): the
+// floor then uses the device's measured copy bandwidth and bf16 weights.
+//
 //   bench_decode [--model DIR] [--ar-model DIR] [--shape 1b|8b] [--gen-length 256] [--json FILE] [--smoke]
+//                [--backend cpu|cuda]
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -26,6 +30,9 @@
 #include <vector>
 
 #include "unmask/cpu/backend.hpp"
+#if defined(UNMASK_BENCH_CUDA)
+#include "unmask/cuda/backend.hpp"
+#endif
 #include "unmask/decode/ar_decoder.hpp"
 #include "unmask/decode/diffusion_decoder.hpp"
 #include "unmask/tokenizer/byte_level_bpe.hpp"
@@ -52,8 +59,37 @@ double measure_copy_bandwidth(std::size_t bytes) {
   return best;
 }
 
+#if defined(UNMASK_BENCH_CUDA)
+// Device copy bandwidth in GB/s (bytes read + written), best of five
+// device-to-device copies of `bytes`.
+double measure_device_copy_bandwidth(std::size_t bytes) {
+  unmask::cuda::device_buffer<char> a(bytes, "bandwidth source"), b(bytes, "bandwidth destination");
+  cudaEvent_t start, stop;
+  unmask::cuda::check(cudaEventCreate(&start), "cudaEventCreate");
+  unmask::cuda::check(cudaEventCreate(&stop), "cudaEventCreate");
+  double best = 0;
+  for (int run = 0; run < 6; ++run) {
+    cudaEventRecord(start);
+    unmask::cuda::check(cudaMemcpyAsync(b.data(), a.data(), bytes, cudaMemcpyDeviceToDevice), "device copy");
+    cudaEventRecord(stop);
+    unmask::cuda::check(cudaEventSynchronize(stop), "device copy");
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    if (run > 0) best = std::max(best, 2.0 * double(bytes) / (double(ms) * 1e-3) / 1e9);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return best;
+}
+#endif
+
+template <class Backend>
+struct backend_tag {
+  using type = Backend;
+};
+
 struct row {
-  std::string model, mode, policy, cache = "none";
+  std::string model, backend = "cpu", mode, policy, cache = "none";
   int tokens_per_step = 0;
   double threshold = 0;
   int gen_length = 0, block_length = 0, steps = 0;
@@ -67,7 +103,7 @@ struct row {
   double ms_per_forward() const { return wall_s * 1e3 / double(forwards); }
   double floor_ms() const { return weight_bytes / (bandwidth_gbps * 1e9) * 1e3; }
   nlohmann::json json() const {
-    nlohmann::json j = {{"model", model}, {"mode", mode}, {"policy", policy}, {"cache", cache},
+    nlohmann::json j = {{"model", model}, {"backend", backend}, {"mode", mode}, {"policy", policy}, {"cache", cache},
                         {"gen_length", gen_length}, {"block_length", block_length}, {"steps", steps},
                         {"tokens", tokens}, {"forwards", forwards},
                         {"tokens_per_forward", double(tokens) / double(forwards)}, {"wall_s", wall_s},
@@ -106,6 +142,14 @@ int main(int argc, char** argv) {
   app.add_option("--prompt", prompt_text, "Prompt text (models with a tokenizer.json)");
   app.add_option("--json", json_path, "Write the rows as JSON");
   app.add_flag("--smoke", smoke, "One tiny run per row kind (CI): checks that everything works, measures nothing");
+#if defined(UNMASK_BENCH_CUDA)
+  std::string backend_name = "cuda";
+  app.add_option("--backend", backend_name, "Where to run")->check(CLI::IsMember({"cpu", "cuda"}));
+#else
+  std::string backend_name = "cpu";
+  app.add_option("--backend", backend_name, "Where to run (bench_decode_cuda also runs on the GPU)")
+      ->check(CLI::IsMember({"cpu"}));
+#endif
   CLI11_PARSE(app, argc, argv);
   if (model_dir.empty() == shape.empty()) {
     std::fprintf(stderr, "bench_decode: give exactly one of --model and --shape\n");
@@ -131,61 +175,104 @@ int main(int argc, char** argv) {
     }
     const unmask::llada_model& diffusion_model = *model;
     const unmask::llada_model& autoregressive_model = ar_model ? *ar_model : *model;
-    const double bandwidth = measure_copy_bandwidth(std::size_t(smoke ? 64 : 1024) << 20);
-    std::fprintf(stderr, "copy bandwidth %.1f GB/s, %u hardware threads, %d OpenMP threads\n", bandwidth,
-                 std::thread::hardware_concurrency(), unmask::cpu::thread_count());
+    const bool on_gpu = backend_name == "cuda";
+    double bandwidth = 0;
+#if defined(UNMASK_BENCH_CUDA)
+    if (on_gpu) {
+      bandwidth = measure_device_copy_bandwidth(std::size_t(smoke ? 64 : 1024) << 20);
+      cudaDeviceProp prop{};
+      cudaGetDeviceProperties(&prop, 0);
+      std::fprintf(stderr, "%s: device copy bandwidth %.1f GB/s\n", prop.name, bandwidth);
+    }
+#endif
+    if (!on_gpu) {
+      bandwidth = measure_copy_bandwidth(std::size_t(smoke ? 64 : 1024) << 20);
+      std::fprintf(stderr, "copy bandwidth %.1f GB/s, %u hardware threads, %d OpenMP threads\n", bandwidth,
+                   std::thread::hardware_concurrency(), unmask::cpu::thread_count());
+    }
+    // Bytes a forward streams: the file's on the CPU, bf16 on the GPU.
+    auto weight_bytes = [&](const unmask::llada_model& m) {
+      double bytes = 0;
+      if (!on_gpu) return double(m.weights().bytes());
+      const unmask::llada_weights& w = m.weights();
+      std::vector<const void*> seen;
+      auto add = [&](const unmask::tensor_ref& t) {
+        if (std::find(seen.begin(), seen.end(), t.data) != seen.end()) return;
+        seen.push_back(t.data);
+        bytes += double(t.shape.numel()) * 2.0;
+      };
+      add(w.wte), add(w.ln_f), add(w.head);
+      for (const auto& l : w.layers)
+        for (const unmask::tensor_ref* t : {&l.attn_norm, &l.q_proj, &l.k_proj, &l.v_proj, &l.attn_out, &l.ff_norm,
+                                            &l.ff_proj, &l.up_proj, &l.ff_out})
+          add(*t);
+      return bytes;
+    };
     const bool real_weights = shape.empty();
     std::vector<row> rows;
     std::vector<unmask::decode_request> requests = {{prompt, 0}};
 
-    auto run_diffusion = [&](const std::string& policy, int tokens_per_step, unmask::cache_mode cache) {
+    auto run_diffusion = [&](auto tag, const std::string& policy, int tokens_per_step, unmask::cache_mode cache) {
+      using backend = typename decltype(tag)::type;
       unmask::diffusion_settings s;
       const int bl = std::min(block_length, gen_length);
       s.layout = {gen_length, bl, policy == "threshold" ? 0 : gen_length / tokens_per_step};
       if (policy == "threshold") s.selection = unmask::selection_rule::fast_dllm_threshold(0.9f);
       s.cache.mode = cache;
       s.stop_at_eos = false;
-      unmask::diffusion_decoder<unmask::cpu_backend> decoder(diffusion_model, s);
+      unmask::diffusion_decoder<backend> decoder(diffusion_model, s);
+      if (on_gpu) decoder.generate(requests);  // warm-up: GEMM plans, kernel loading, scratch
       const auto out = decoder.generate(requests);
       row r;
+      r.backend = backend_name;
       r.model = name, r.mode = "diffusion", r.policy = policy, r.cache = unmask::to_string(cache);
       r.tokens_per_step = policy == "threshold" ? 0 : tokens_per_step, r.threshold = 0.9;
       r.gen_length = gen_length, r.block_length = bl, r.steps = s.layout.steps;
       r.tokens = out.committed, r.forwards = out.forwards, r.wall_s = out.seconds;
-      r.weight_bytes = double(diffusion_model.weights().bytes()), r.bandwidth_gbps = bandwidth;
+      r.weight_bytes = weight_bytes(diffusion_model), r.bandwidth_gbps = bandwidth;
       for (const auto& seq : out.sequences) r.outputs.push_back(seq.canvas);
       return r;
     };
-    std::vector<int> per_step = smoke ? std::vector<int>{4} : std::vector<int>{1, 2, 4, 8};
-    std::vector<std::string> policies;
-    for (int k : per_step) policies.push_back("top_k:" + std::to_string(k));
-    if (real_weights) policies.push_back("threshold");
-    for (const std::string& p : policies) {
-      const bool threshold = p == "threshold";
-      const int k = threshold ? 0 : std::stoi(p.substr(6));
-      const row base = run_diffusion(threshold ? "threshold" : "top_k", k, unmask::cache_mode::none);
-      rows.push_back(base);
-      for (unmask::cache_mode m : {unmask::cache_mode::prefix, unmask::cache_mode::dual}) {
-        row r = run_diffusion(threshold ? "threshold" : "top_k", k, m);
-        r.agreement = agreement(base, r, prompt.size());
-        rows.push_back(r);
-      }
-      std::fprintf(stderr, "  %s done\n", p.c_str());
-    }
-    {
+    auto run_autoregressive = [&](auto tag) {
+      using backend = typename decltype(tag)::type;
       unmask::ar_settings a;
       a.max_new_tokens = gen_length;
       a.stop_at_eos = false;
-      unmask::ar_decoder<unmask::cpu_backend> decoder(autoregressive_model, a);
+      unmask::ar_decoder<backend> decoder(autoregressive_model, a);
+      if (on_gpu) decoder.generate(requests);  // warm-up
       const auto out = decoder.generate(requests);
       row r;
+      r.backend = backend_name;
       r.model = ar_model ? std::filesystem::path(ar_dir).filename().string() : name;
       r.mode = "autoregressive", r.policy = "greedy", r.tokens_per_step = 1;
       r.gen_length = gen_length, r.steps = gen_length;
       r.tokens = out.committed, r.forwards = out.forwards, r.wall_s = out.seconds;
-      r.weight_bytes = double(autoregressive_model.weights().bytes()), r.bandwidth_gbps = bandwidth;
-      rows.push_back(r);
-    }
+      r.weight_bytes = weight_bytes(autoregressive_model), r.bandwidth_gbps = bandwidth;
+      return r;
+    };
+    auto run = [&](auto tag) {
+      std::vector<int> per_step = smoke ? std::vector<int>{4} : std::vector<int>{1, 2, 4, 8};
+      std::vector<std::string> policies;
+      for (int k : per_step) policies.push_back("top_k:" + std::to_string(k));
+      if (real_weights) policies.push_back("threshold");
+      for (const std::string& p : policies) {
+        const bool threshold = p == "threshold";
+        const int k = threshold ? 0 : std::stoi(p.substr(6));
+        const row base = run_diffusion(tag, threshold ? "threshold" : "top_k", k, unmask::cache_mode::none);
+        rows.push_back(base);
+        for (unmask::cache_mode m : {unmask::cache_mode::prefix, unmask::cache_mode::dual}) {
+          row r = run_diffusion(tag, threshold ? "threshold" : "top_k", k, m);
+          r.agreement = agreement(base, r, prompt.size());
+          rows.push_back(r);
+        }
+        std::fprintf(stderr, "  %s done\n", p.c_str());
+      }
+      rows.push_back(run_autoregressive(tag));
+    };
+#if defined(UNMASK_BENCH_CUDA)
+    if (on_gpu) run(backend_tag<unmask::cuda_backend>{});
+#endif
+    if (!on_gpu) run(backend_tag<unmask::cpu_backend>{});
     std::printf("%-14s %-15s %-10s %-7s %5s %7s %9s %9s %10s %9s %9s %10s %9s\n", "model", "mode", "policy", "cache",
                 "tok/st", "tokens", "forwards", "tok/fwd", "tokens/s", "ms/fwd", "floor ms", "over floor", "agree");
     for (const row& r : rows)
@@ -196,7 +283,7 @@ int main(int argc, char** argv) {
                   r.floor_ms(), r.ms_per_forward() / r.floor_ms(),
                   r.agreement ? (std::to_string(int(*r.agreement * 1000) / 10.0).substr(0, 5) + "%").c_str() : "-");
     if (!json_path.empty()) {
-      nlohmann::json j = {{"bandwidth_gbps", bandwidth}, {"threads", unmask::cpu::thread_count()},
+      nlohmann::json j = {{"backend", backend_name}, {"bandwidth_gbps", bandwidth}, {"threads", unmask::cpu::thread_count()},
                           {"prompt_tokens", prompt.size()}, {"smoke", smoke}, {"rows", nlohmann::json::array()}};
       for (const row& r : rows) j["rows"].push_back(r.json());
       std::ofstream(json_path) << j.dump(2) << "\n";

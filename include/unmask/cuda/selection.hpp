@@ -51,6 +51,7 @@
 #include <cstdint>
 
 #include "unmask/cuda/vector_io.hpp"
+#include "unmask/policy/commit.hpp"
 #include "unmask/policy/confidence.hpp"
 #include "unmask/policy/selection.hpp"
 #include "unmask/random/philox.hpp"
@@ -60,45 +61,13 @@ namespace unmask::cuda {
 
 inline constexpr std::int32_t selection_max_candidates = 4096;
 
-// One sequence's step, as the decoder's state holds it (a device array, one per sequence).
-struct selection_sequence {
-  std::int32_t candidate_begin = 0;  // index of its first candidate in positions / tokens / confidence
-  std::int32_t candidate_count = 0;  // m: its masked positions in the current block
-  std::int64_t canvas_offset = 0;    // where its canvas starts in `canvas`
-  std::uint32_t id = 0;              // keys the random numbers (decode_request::id)
-  std::uint32_t rng_step = 0;        // its own step counter
-  std::int32_t block_step = 0;       // steps taken in the current block
-  std::int32_t steps = 0;            // steps per block
-  std::int32_t initial_masks = 0;    // masks in the block when it started
-};
-
-struct selection_options {
-  selection_rule rule;
-  count_schedule schedule;
-  confidence_metric metric = confidence_metric::max_prob;  // read by entropy_bounded
-  counter_rng rng;                                         // read by stochastic
-};
-
-// A float onto uint32 such that a > b implies bits(a) > bits(b) and a == b
-// (-0 == +0 included) implies equal bits; NaN maps to 0, below every number
-// (no number maps to 0: only the NaN 0xffffffff would).
-UNMASK_HOST_DEVICE std::uint32_t selection_order_bits(float key) {
-  const std::uint32_t bits = float_bits(key);
-  const std::uint32_t magnitude = bits & 0x7fffffffu;
-  if (magnitude > 0x7f800000u) return 0u;   // NaN
-  if (magnitude == 0u) return 0x80000000u;  // -0 and +0
-  return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
-}
-
-// The stochastic order key, confidence / alg_temp + gumbel, each operation
-// rounded once on the device as on the host.
-UNMASK_HOST_DEVICE float stochastic_order_key(float confidence, float alg_temp, float gumbel) {
-#if UNMASK_ON_DEVICE
-  return __fadd_rn(__fdiv_rn(confidence, alg_temp), gumbel);
-#else
-  return confidence / alg_temp + gumbel;
-#endif
-}
+// The per-sequence record, the options and the order (shared with the CPU's
+// commit_selection).
+using unmask::selection_options;
+using unmask::selection_order_bits;
+using unmask::selection_order_key;
+using unmask::selection_sequence;
+using unmask::stochastic_order_key;
 
 // Candidates per sequence of the kernel instance serving max_candidates; 0 when none does.
 inline std::int32_t selection_capacity(std::int32_t max_candidates) {

@@ -43,6 +43,7 @@
 
 #include "unmask/core/error.hpp"
 #include "unmask/model/llada_forward.hpp"
+#include "unmask/policy/commit.hpp"
 #include "unmask/policy/confidence.hpp"
 #include "unmask/policy/guidance.hpp"
 #include "unmask/policy/remasking.hpp"
@@ -322,13 +323,9 @@ class diffusion_decoder {
     std::vector<feed> feeds;
     std::vector<draw_site> sites;
     std::vector<token_choice> choices;
-    struct candidate {
-      std::int32_t position;  // block-relative
-      std::int32_t token;
-      float score, order_key;
-    };
-    std::vector<candidate> candidates;
-    std::vector<float> sorted_scores;
+    std::vector<std::int32_t> positions, tokens;
+    std::vector<float> confidences;
+    selection_options options{settings_.selection, settings_.schedule, settings_.confidence, rng};
     std::vector<std::int32_t> committed;
     for (;;) {
       batch.clear();
@@ -358,32 +355,18 @@ class diffusion_decoder {
       std::int64_t row = 0;
       for (std::size_t b = 0; b < batch.size(); ++b) {
         state& st = *batch[b];
-        candidates.clear();
+        positions.clear(), tokens.clear(), confidences.clear();
         for (std::int32_t r : rows[b]) {
-          const draw_site& site = sites[std::size_t(row)];
-          const token_choice choice = choices[std::size_t(row)];
-          float key = choice.confidence;
-          if (settings_.selection.kind == selection_kind::stochastic)
-            key = choice.confidence / settings_.selection.alg_temp +
-                  rng.gumbel(random_purpose::selection, site.sequence, site.step, site.position, 0);
-          candidates.push_back({r, choice.token, choice.confidence, key});
+          positions.push_back(st.block_begin + r);
+          tokens.push_back(choices[std::size_t(row)].token);
+          confidences.push_back(choices[std::size_t(row)].confidence);
           ++row;
         }
-        // Highest first; ties go to the earlier position.
-        std::stable_sort(candidates.begin(), candidates.end(),
-                         [](const candidate& a, const candidate& x) { return a.order_key > x.order_key; });
-        sorted_scores.clear();
-        for (const candidate& k : candidates) sorted_scores.push_back(k.score);
-        const std::int32_t m = std::int32_t(candidates.size());
-        const std::int32_t scheduled = settings_.schedule.count(st.block_step, steps, st.initial_masks, m);
-        const std::int32_t take =
-            settings_.selection.commit_count(sorted_scores.data(), m, scheduled, settings_.confidence);
+        const selection_sequence seq{0, std::int32_t(positions.size()), 0, st.id, st.rng_step, st.block_step,
+                                     steps, st.initial_masks};
         committed.clear();
-        for (std::int32_t i = 0; i < take; ++i) {
-          const candidate& k = candidates[std::size_t(i)];
-          st.out.canvas[std::size_t(st.block_begin + k.position)] = k.token;
-          committed.push_back(st.block_begin + k.position);
-        }
+        const std::int32_t take = commit_selection(seq, positions.data(), tokens.data(), confidences.data(), options,
+                                                   st.out.canvas.data(), &committed);
         st.out.committed += take;
         ++st.block_step;
         ++st.rng_step;

@@ -11,7 +11,9 @@
 // that reads every weight once can take.
 //
 // The same program runs on the GPU (bench_decode_cuda, --backend cuda): the
-// floor then uses the device's measured copy bandwidth and bf16 weights.
+// floor then uses the device's measured copy bandwidth and bf16 weights, and
+// each uncached setting gets a `resident` row too (the whole step on the
+// device, replayed as a CUDA graph; its agreement is with the stepwise loop).
 //
 //   bench_decode [--model DIR] [--ar-model DIR] [--shape 1b|8b] [--gen-length 256] [--json FILE] [--smoke]
 //                [--backend cpu|cuda]
@@ -35,6 +37,7 @@
 #endif
 #include "unmask/decode/ar_decoder.hpp"
 #include "unmask/decode/diffusion_decoder.hpp"
+#include "unmask/decode/resident_decoder.hpp"
 #include "unmask/tokenizer/byte_level_bpe.hpp"
 
 namespace {
@@ -212,7 +215,9 @@ int main(int argc, char** argv) {
     std::vector<row> rows;
     std::vector<unmask::decode_request> requests = {{prompt, 0}};
 
-    auto run_diffusion = [&](auto tag, const std::string& policy, int tokens_per_step, unmask::cache_mode cache) {
+    // resident: the whole step on the device, replayed as a CUDA graph (unmask/decode/resident_decoder.hpp).
+    auto run_diffusion = [&](auto tag, const std::string& policy, int tokens_per_step, unmask::cache_mode cache,
+                             bool resident = false) {
       using backend = typename decltype(tag)::type;
       unmask::diffusion_settings s;
       const int bl = std::min(block_length, gen_length);
@@ -220,12 +225,19 @@ int main(int argc, char** argv) {
       if (policy == "threshold") s.selection = unmask::selection_rule::fast_dllm_threshold(0.9f);
       s.cache.mode = cache;
       s.stop_at_eos = false;
-      unmask::diffusion_decoder<backend> decoder(diffusion_model, s);
-      if (on_gpu) decoder.generate(requests);  // warm-up: GEMM plans, kernel loading, scratch
-      const auto out = decoder.generate(requests);
+      unmask::decode_output out;
+      if (resident) {
+        unmask::resident_decoder<backend> decoder(diffusion_model, s);
+        decoder.generate(requests);  // warm-up, then graph capture on the second step of the first block
+        out = decoder.generate(requests);
+      } else {
+        unmask::diffusion_decoder<backend> decoder(diffusion_model, s);
+        if (on_gpu) decoder.generate(requests);  // warm-up: GEMM plans, kernel loading, scratch
+        out = decoder.generate(requests);
+      }
       row r;
       r.backend = backend_name;
-      r.model = name, r.mode = "diffusion", r.policy = policy, r.cache = unmask::to_string(cache);
+      r.model = name, r.mode = resident ? "resident" : "diffusion", r.policy = policy, r.cache = unmask::to_string(cache);
       r.tokens_per_step = policy == "threshold" ? 0 : tokens_per_step, r.threshold = 0.9;
       r.gen_length = gen_length, r.block_length = bl, r.steps = s.layout.steps;
       r.tokens = out.committed, r.forwards = out.forwards, r.wall_s = out.seconds;
@@ -260,6 +272,11 @@ int main(int argc, char** argv) {
         const int k = threshold ? 0 : std::stoi(p.substr(6));
         const row base = run_diffusion(tag, threshold ? "threshold" : "top_k", k, unmask::cache_mode::none);
         rows.push_back(base);
+        if (on_gpu) {
+          row r = run_diffusion(tag, threshold ? "threshold" : "top_k", k, unmask::cache_mode::none, true);
+          r.agreement = agreement(base, r, prompt.size());
+          rows.push_back(r);
+        }
         for (unmask::cache_mode m : {unmask::cache_mode::prefix, unmask::cache_mode::dual}) {
           row r = run_diffusion(tag, threshold ? "threshold" : "top_k", k, m);
           r.agreement = agreement(base, r, prompt.size());

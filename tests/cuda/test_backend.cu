@@ -12,7 +12,9 @@
 //    difference measured between the backends at that step. Differing
 //    positions are counted and printed, never hidden;
 //  - a denoising step captured as a CUDA graph and replayed on a new batch
-//    of the same shape gives the eager logits bit for bit;
+//    of the same shape gives the eager logits bit for bit; resident
+//    decoding (the whole step on the device, replayed as a graph) agrees
+//    with the step-by-step loop;
 //  - errors: no device, a bad device index, a failing kernel and an
 //    allocation too large each throw an exception naming the operation.
 // Device tests skip without a GPU; the error-message tests run everywhere.
@@ -32,6 +34,7 @@
 #include "unmask/cuda/step_graph.hpp"
 #include "unmask/decode/ar_decoder.hpp"
 #include "unmask/decode/diffusion_decoder.hpp"
+#include "unmask/decode/resident_decoder.hpp"
 #include "unmask/tokenizer/byte_level_bpe.hpp"
 
 namespace unmask {
@@ -486,6 +489,41 @@ TEST(CudaBackend, GuidedDecodingRunsAndFillsTheCanvas) {
   EXPECT_EQ(gpu.forwards, cpu.forwards);
   std::printf("  fp32, guidance 1.0 with a prefix cache: %lld of %lld tokens equal the CPU's\n",
               static_cast<long long>(same), static_cast<long long>(total));
+}
+
+// ---- resident decoding ----
+
+// The resident loop on the GPU against the step-by-step loop on the GPU
+// (same kernels; the logits of unmasked rows and the vocabulary pass's
+// variant may change the rounding, so near ties can flip and the agreement
+// is reported), with the step captured as a CUDA graph and replayed.
+TEST(CudaBackend, ResidentDecodingMatchesTheStepwiseLoop) {
+  UNMASK_REQUIRE_DEVICE();
+  const std::vector<decode_request> requests = prompts();
+  diffusion_settings top_k;
+  top_k.layout = {64, 32, 32};
+  diffusion_settings threshold = top_k;
+  threshold.selection = selection_rule::fast_dllm_threshold(0.9f);
+  for (const diffusion_settings& s : {top_k, threshold}) {
+    const decode_output stepwise = diffusion_decoder<cuda_backend_f32>(tiny_llada(), s).generate(requests);
+    resident_decoder<cuda_backend_f32> resident(tiny_llada(), s);
+    const decode_output got = resident.generate(requests);
+    EXPECT_GT(resident.backend().step_graph_nodes(), std::size_t(20)) << "the step was not captured as a graph";
+    std::int64_t same = 0, total = 0;
+    for (std::size_t q = 0; q < requests.size(); ++q) {
+      const auto& a = stepwise.sequences[q].canvas;
+      const auto& b = got.sequences[q].canvas;
+      ASSERT_EQ(a.size(), b.size());
+      EXPECT_EQ(std::count(b.begin(), b.end(), std::int32_t(tiny_llada().config().mask_token_id)), 0);
+      for (std::size_t p = requests[q].prompt.size(); p < a.size(); ++p) same += a[p] == b[p], ++total;
+    }
+    if (s.selection.uses_schedule()) EXPECT_EQ(got.forwards, stepwise.forwards);
+    std::printf("  resident vs stepwise (%s): %lld of %lld tokens equal, %lld vs %lld forwards, graph of %zu nodes\n",
+                s.selection.uses_schedule() ? "top-k" : "threshold 0.9", static_cast<long long>(same),
+                static_cast<long long>(total), static_cast<long long>(got.forwards),
+                static_cast<long long>(stepwise.forwards), resident.backend().step_graph_nodes());
+    EXPECT_GE(double(same), 0.75 * double(total)) << "resident decoding disagrees beyond near ties";
+  }
 }
 
 // ---- CUDA graphs ----

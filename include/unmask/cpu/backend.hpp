@@ -17,6 +17,7 @@
 #include "unmask/cpu/rmsnorm.hpp"
 #include "unmask/cpu/rope.hpp"
 #include "unmask/cpu/swiglu.hpp"
+#include "unmask/decode/resident_state.hpp"
 #include "unmask/model/llada_weights.hpp"
 #include "unmask/policy/guidance.hpp"
 #include "unmask/policy/sampling.hpp"
@@ -103,6 +104,44 @@ struct cpu_backend {
                      const draw_site* sites, token_choice* out) const {
     for (std::int64_t i = 0; i < count; ++i)
       out[i] = choose_token(logits + i * vocab, vocab, sampling, metric, excluded, rng, sites[i]);
+  }
+
+  // ---- resident decoding (unmask/decode/resident_decoder.hpp) ----
+  void resident_sites(const resident_sequence* seqs, std::int64_t n, std::int32_t block_length,
+                      draw_site* sites) const {
+    detail::resident_sites_host(seqs, n, block_length, sites);
+  }
+  // tokens[i], confidence[i] of logits row i, sites in backend memory.
+  void propose_tokens(const float* logits, std::int64_t count, std::int64_t vocab, const sampling_settings& sampling,
+                      confidence_metric metric, std::int32_t excluded, const counter_rng& rng, const draw_site* sites,
+                      std::int32_t* tokens, float* confidence) const {
+    for (std::int64_t i = 0; i < count; ++i) {
+      const token_choice c = choose_token(logits + i * vocab, vocab, sampling, metric, excluded, rng, sites[i]);
+      tokens[i] = c.token;
+      confidence[i] = c.confidence;
+    }
+  }
+  void resident_candidates(const resident_sequence* seqs, std::int64_t n, std::int32_t block_length,
+                           std::int32_t steps, const std::int32_t* canvas, std::int32_t mask,
+                           const std::int32_t* proposed, const float* confidence, std::int32_t* positions,
+                           std::int32_t* tokens, float* confidences, selection_sequence* selection) const {
+    detail::resident_candidates_host(seqs, n, block_length, steps, canvas, mask, proposed, confidence, positions,
+                                     tokens, confidences, selection);
+  }
+  void select_and_commit(const selection_sequence* selection, std::int64_t n, std::int32_t,
+                         const std::int32_t* positions, const std::int32_t* tokens, const float* confidence,
+                         const selection_options& options, std::int32_t* canvas, std::int32_t* committed) const {
+    for (std::int64_t s = 0; s < n; ++s)
+      committed[s] = commit_selection(selection[s], positions, tokens, confidence, options, canvas);
+  }
+  void resident_advance(resident_sequence* seqs, const selection_sequence* selection, const std::int32_t* committed,
+                        std::int64_t n, std::int32_t* remaining) const {
+    detail::resident_advance_host(seqs, selection, committed, n, remaining);
+  }
+  // Runs one step (the CUDA backend records it as a graph and replays it).
+  template <class Step>
+  void run_step(Step&& step, std::uint64_t) const {
+    step();
   }
 };
 

@@ -37,9 +37,12 @@
 #include "unmask/cuda/error.hpp"
 #include "unmask/cuda/gemm.hpp"
 #include "unmask/cuda/guidance.hpp"
+#include "unmask/cuda/resident_step.hpp"
 #include "unmask/cuda/rmsnorm.hpp"
 #include "unmask/cuda/rope.hpp"
 #include "unmask/cuda/rows.hpp"
+#include "unmask/cuda/selection.hpp"
+#include "unmask/cuda/step_graph.hpp"
 #include "unmask/cuda/swiglu.hpp"
 #include "unmask/cuda/vocab_pass.hpp"
 #include "unmask/model/attention_mask.hpp"
@@ -52,6 +55,7 @@ struct cuda_backend_options {
   int device = 0;
   bool synchronous = false;  // synchronise after every operation, so errors name the failing one
   std::size_t gemm_workspace_bytes = std::size_t(32) << 20;
+  bool graphs = true;        // resident decoding replays each step as a CUDA graph
 };
 
 template <class Activation>
@@ -211,6 +215,75 @@ class cuda_backend_of {
     }
   }
 
+  // ---- resident decoding (unmask/decode/resident_decoder.hpp): every operand in device memory ----
+  void resident_sites(const resident_sequence* seqs, std::int64_t n, std::int32_t block_length,
+                      draw_site* sites) const {
+    after(cuda::resident_sites(seqs, n, block_length, sites, state_->stream), "resident draw sites");
+  }
+  void propose_tokens(const float* logits, std::int64_t count, std::int64_t vocab, const sampling_settings& sampling,
+                      confidence_metric metric, std::int32_t excluded, const counter_rng& rng, const draw_site* sites,
+                      std::int32_t* tokens, float* confidence) const {
+    state& s = *state_;
+    // Rows 0 .. count - 1: the identity list, kept between calls.
+    if (std::int64_t(s.identity.size()) < count) {
+      std::vector<std::int32_t> rows(static_cast<std::size_t>(count));
+      for (std::int64_t i = 0; i < count; ++i) rows[std::size_t(i)] = std::int32_t(i);
+      s.identity.resize(std::size_t(count));
+      cuda::check(cudaMemcpy(s.identity.data(), rows.data(), rows.size() * sizeof(std::int32_t),
+                             cudaMemcpyHostToDevice),
+                  "uploading row indices");
+    }
+    s.resident_workspace.reserve_at_least(cuda::vocab_pass_workspace_bytes(count, vocab));
+    cuda::vocab_pass_options options;
+    options.sampling = sampling;
+    options.metric = metric;
+    options.excluded_token = excluded;
+    options.rng = rng;
+    after(cuda::vocab_pass(logits, count, vocab, s.identity.data(), std::int32_t(count), sites, options, tokens,
+                           confidence, s.resident_workspace.data(), s.resident_workspace.size(), state_->stream),
+          concat("vocabulary pass (", count, " rows of ", vocab, ")"));
+  }
+  void resident_candidates(const resident_sequence* seqs, std::int64_t n, std::int32_t block_length,
+                           std::int32_t steps, const std::int32_t* canvas, std::int32_t mask,
+                           const std::int32_t* proposed, const float* confidence, std::int32_t* positions,
+                           std::int32_t* tokens, float* confidences, selection_sequence* selection) const {
+    after(cuda::resident_candidates(seqs, n, block_length, steps, canvas, mask, proposed, confidence, positions, tokens,
+                                    confidences, selection, state_->stream),
+          "resident candidates");
+  }
+  void select_and_commit(const selection_sequence* selection, std::int64_t n, std::int32_t max_candidates,
+                         const std::int32_t* positions, const std::int32_t* tokens, const float* confidence,
+                         const selection_options& options, std::int32_t* canvas, std::int32_t* committed) const {
+    after(cuda::select_and_commit(selection, std::int32_t(n), max_candidates, positions, tokens, confidence, options,
+                                  canvas, committed, state_->stream),
+          concat("selection (", n, " sequences, up to ", max_candidates, " candidates)"));
+  }
+  void resident_advance(resident_sequence* seqs, const selection_sequence* selection, const std::int32_t* committed,
+                        std::int64_t n, std::int32_t* remaining) const {
+    after(cuda::resident_advance(seqs, selection, committed, n, remaining, state_->stream), "resident advance");
+  }
+  // Runs one step: eagerly the first time a shape (key) is seen, which
+  // builds GEMM plans and loads the kernels; captured as a CUDA graph the
+  // second time and replayed from then on (options.graphs off: always eager).
+  template <class Step>
+  void run_step(Step&& step, std::uint64_t key) const {
+    state& s = *state_;
+    if (!s.options.graphs || s.options.synchronous) return step();
+    if (key != s.graph_key) {
+      s.graph_key = key;
+      s.graph_seen = 0;
+      s.graph.reset();
+    }
+    if (s.graph_seen++ == 0) return step();
+    if (!s.graph) {
+      s.graph = std::make_unique<cuda::step_graph>(s.stream);
+      s.graph->capture(step);
+    }
+    s.graph->replay();
+  }
+  // Kernels and copies in the captured step graph (0 before a capture).
+  std::size_t step_graph_nodes() const { return state_->graph ? state_->graph->nodes() : 0; }
+
  private:
   struct state {
     cuda_backend_options options;
@@ -224,11 +297,17 @@ class cuda_backend_of {
     buffer<unsigned char> workspace;
     std::vector<std::int32_t> host_rows, host_tokens;
     std::vector<float> host_confidence, host_logits;
+    buffer<std::int32_t> identity;
+    buffer<unsigned char> resident_workspace;
+    std::unique_ptr<cuda::step_graph> graph;
+    std::uint64_t graph_key = ~std::uint64_t(0);
+    int graph_seen = 0;
 
     state() = default;
     state(const state&) = delete;
     state& operator=(const state&) = delete;
     ~state() {
+      graph.reset();
       weights.clear();  // device memory first, then the stream
       if (stream) cudaStreamDestroy(stream);
     }

@@ -100,6 +100,10 @@ class llada_forward {
     up_.reserve_at_least(rows * std::size_t(c.mlp_hidden_size));
   }
 
+  // The staged token ids, (batch, seq_len) in the backend's memory: resident
+  // decoding commits into them between run_staged calls.
+  std::int32_t* staged_tokens() { return tokens_.data(); }
+
   // The forward pass over the staged batch (`cache` must be the one staged with).
   void run_staged(attention_mask mask, float* logits, cache_type* cache = nullptr) {
     if (staged_.seq_len == 0) throw argument_error("forward: run_staged before stage");

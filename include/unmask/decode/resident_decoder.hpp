@@ -1,0 +1,231 @@
+// unmask/decode/resident_decoder.hpp
+//
+// Confidence decoding with every step in the backend's memory: the GPU's
+// fast path. diffusion_decoder brings each step's proposed tokens back to the
+// host, commits there and uploads the canvas for the next forward; here the
+// canvas lives in the forward pass's staged token buffer and one step is
+//   forward (logits of each sequence's L block rows)
+//   -> sites -> token choice for all L rows (vocabulary pass)
+//   -> candidates (the masked rows, compacted on the device)
+//   -> selection (commits into the canvas in place) -> advance (step counters)
+// with no transfer at all, so on the GPU the whole step is captured once as
+// a CUDA graph and replayed (cuda_backend::run_step). The host touches the
+// device once per block: it stages the canvases at the block's start and
+// reads them back at its end (for the end-of-sequence check and the output).
+// For schedule-driven rules (top-k with a count schedule, Dream's alg_temp)
+// the host knows how many steps a block needs from the schedule alone; for
+// threshold, factor and entropy-bounded rules it reads one integer per
+// sequence after each step to learn whether the block is full.
+// The result equals diffusion_decoder's for the same settings: the same
+// policy functions, the same random keys, the same per-sequence step counts,
+// NFE and committed totals (the CPU backend makes that exact; the test
+// checks it token for token). Choosing tokens for the unmasked rows too
+// costs L rows of vocabulary pass per sequence and step instead of the
+// masked ones; it keeps every shape fixed for the graph.
+// Supported: confidence mode without K/V cache and without guidance, any
+// selection rule, count schedule, confidence metric, sampling and attention
+// mask; no per-step callback. Other settings throw argument_error naming
+// what to use instead (diffusion_decoder runs them all).
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include "unmask/core/error.hpp"
+#include "unmask/decode/diffusion_decoder.hpp"
+#include "unmask/decode/resident_state.hpp"
+
+namespace unmask {
+
+template <class Backend>
+class resident_decoder {
+ public:
+  template <class T>
+  using buffer = typename Backend::template buffer<T>;
+
+  resident_decoder(const llada_model& model, diffusion_settings settings, Backend backend = {})
+      : model_(model), settings_(settings), forward_(model, std::move(backend)) {
+    settings_.validate();
+    if (settings_.mode != decode_mode::confidence)
+      throw argument_error("resident decoding runs confidence decoding; use diffusion_decoder for ancestral sampling");
+    if (settings_.cache.mode != cache_mode::none)
+      throw argument_error("resident decoding runs without a K/V cache; use diffusion_decoder for cached decoding");
+    if (settings_.cfg_scale > 0.0f)
+      throw argument_error("resident decoding runs without guidance; use diffusion_decoder for cfg_scale > 0");
+    if (settings_.eos_token_id < 0) settings_.eos_token_id = std::int32_t(model.config().eos_token_id);
+  }
+
+  const diffusion_settings& settings() const { return settings_; }
+  Backend& backend() { return forward_.backend(); }
+
+  decode_output generate(const std::vector<decode_request>& requests) {
+    const auto start = std::chrono::steady_clock::now();
+    const llada_config& c = model_.config();
+    const block_layout& layout = settings_.layout;
+    const std::int32_t mask = std::int32_t(c.mask_token_id), length = layout.block_length;
+    if (requests.empty()) throw argument_error("generate: no sequences");
+    std::vector<sequence_state> states(requests.size());
+    for (std::size_t s = 0; s < requests.size(); ++s) {
+      const auto& prompt = requests[s].prompt;
+      const std::int64_t total = std::int64_t(prompt.size()) + layout.gen_length;
+      if (total > c.max_sequence_length)
+        throw argument_error(concat("generate: prompt of ", prompt.size(), " tokens + gen_length ", layout.gen_length,
+                                    " exceeds max_sequence_length ", c.max_sequence_length));
+      for (std::int32_t t : prompt)
+        if (t < 0 || t >= c.vocab_size)
+          throw argument_error(concat("generate: prompt token ", t, " of sequence ", s, " is outside the vocabulary"));
+      states[s].id = requests[s].id;
+      states[s].out.prompt_length = std::int32_t(prompt.size());
+      states[s].out.canvas = prompt;
+      states[s].out.canvas.resize(std::size_t(total), mask);
+    }
+    decode_output result;
+    for (std::int32_t block = 0; block < layout.blocks(); ++block) {
+      std::vector<sequence_state*> active;
+      for (sequence_state& st : states)
+        if (!st.done) active.push_back(&st);
+      if (active.empty()) break;
+      result.forwards += run_block(active, block);
+      if (settings_.stop_at_eos) {
+        for (sequence_state* st : active) {
+          auto first = st->out.canvas.begin() + st->out.prompt_length + std::int64_t(block) * length;
+          auto last = first + length;
+          if (std::find(first, last, settings_.eos_token_id) != last) {
+            std::fill(last, st->out.canvas.end(), settings_.eos_token_id);
+            st->done = st->out.stopped_at_eos = true;
+          }
+        }
+      }
+    }
+    for (sequence_state& st : states) {
+      result.committed += st.out.committed;
+      result.sequences.push_back(std::move(st.out));
+    }
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return result;
+  }
+
+ private:
+  struct sequence_state {
+    sequence_output out;
+    std::uint32_t id = 0;
+    std::uint32_t rng_step = 0;
+    bool done = false;
+  };
+
+  // Decodes one block of every active sequence; returns the model calls.
+  std::int64_t run_block(std::vector<sequence_state*>& active, std::int32_t block) {
+    const llada_config& c = model_.config();
+    const std::int32_t mask = std::int32_t(c.mask_token_id), length = settings_.layout.block_length;
+    const std::int32_t steps = settings_.layout.steps_per_block();
+    const std::int64_t n = std::int64_t(active.size()), vocab = c.vocab_size;
+    std::int64_t width = 0;
+    for (const sequence_state* st : active) width = std::max<std::int64_t>(width, std::int64_t(st->out.canvas.size()));
+    // Stage the canvases (padded to width) and the block rows whose logits are wanted.
+    host_tokens_.assign(std::size_t(n * width), 0);
+    host_lengths_.resize(std::size_t(n));
+    host_origins_.resize(std::size_t(n));
+    host_rows_.clear();
+    host_sequences_.resize(std::size_t(n));
+    std::vector<std::int32_t> masks(static_cast<std::size_t>(n));
+    for (std::int64_t s = 0; s < n; ++s) {
+      const sequence_state& st = *active[std::size_t(s)];
+      std::copy(st.out.canvas.begin(), st.out.canvas.end(), host_tokens_.begin() + s * width);
+      host_lengths_[std::size_t(s)] = std::int32_t(st.out.canvas.size());
+      host_origins_[std::size_t(s)] = st.out.prompt_length;  // block-causal blocks count from the prompt's end
+      const std::int32_t begin = st.out.prompt_length + block * length;
+      for (std::int32_t r = 0; r < length; ++r) host_rows_.push_back(std::int32_t(s * width + begin + r));
+      masks[std::size_t(s)] = std::int32_t(
+          std::count(st.out.canvas.begin() + begin, st.out.canvas.begin() + begin + length, mask));
+      resident_sequence& seq = host_sequences_[std::size_t(s)];
+      seq = resident_sequence{};
+      seq.canvas_offset = s * width;
+      seq.block_begin = begin;
+      seq.id = st.id;
+      seq.rng_step = st.rng_step;
+      seq.initial_masks = masks[std::size_t(s)];
+    }
+    const std::int64_t rows = n * length;
+    token_batch in{host_tokens_.data(), n, width, host_lengths_.data()};
+    in.mask_origins = host_origins_.data();
+    forward_.stage(in, nullptr, {host_rows_.data(), rows});
+    Backend& backend = forward_.backend();
+    backend.upload(host_sequences_.data(), host_sequences_.size(), sequences_);
+    logits_.reserve_at_least(std::size_t(rows * vocab));
+    sites_.reserve_at_least(std::size_t(rows));
+    proposed_.reserve_at_least(std::size_t(rows));
+    confidence_.reserve_at_least(std::size_t(rows));
+    positions_.reserve_at_least(std::size_t(rows));
+    candidate_tokens_.reserve_at_least(std::size_t(rows));
+    candidate_confidence_.reserve_at_least(std::size_t(rows));
+    selection_.reserve_at_least(std::size_t(n));
+    committed_.reserve_at_least(std::size_t(n));
+    remaining_.reserve_at_least(std::size_t(n));
+    const selection_options options{settings_.selection, settings_.schedule, settings_.confidence,
+                                    counter_rng{settings_.seed}};
+    std::int32_t* canvas = forward_.staged_tokens();
+    auto step = [&] {
+      forward_.run_staged(settings_.attention, logits_.data());
+      backend.resident_sites(sequences_.data(), n, length, sites_.data());
+      backend.propose_tokens(logits_.data(), rows, vocab, settings_.sampling, settings_.confidence, mask, options.rng,
+                             sites_.data(), proposed_.data(), confidence_.data());
+      backend.resident_candidates(sequences_.data(), n, length, steps, canvas, mask, proposed_.data(),
+                                  confidence_.data(), positions_.data(), candidate_tokens_.data(),
+                                  candidate_confidence_.data(), selection_.data());
+      backend.select_and_commit(selection_.data(), n, length, positions_.data(), candidate_tokens_.data(),
+                                candidate_confidence_.data(), options, canvas, committed_.data());
+      backend.resident_advance(sequences_.data(), selection_.data(), committed_.data(), n, remaining_.data());
+    };
+    const std::uint64_t key = (std::uint64_t(n) << 40) ^ (std::uint64_t(width) << 20) ^ std::uint64_t(length);
+    std::int64_t forwards = 0;
+    if (settings_.selection.uses_schedule()) {
+      // Top-k commits exactly min(scheduled, masks): the host plays the counts forward.
+      std::vector<std::int32_t> left = masks;
+      for (std::int32_t t = 0; std::any_of(left.begin(), left.end(), [](std::int32_t m) { return m > 0; }); ++t) {
+        if (t > steps + length)
+          throw argument_error(concat("the count schedule commits nothing after ", t, " steps of a block"));
+        for (std::size_t s = 0; s < left.size(); ++s) {
+          const std::int32_t scheduled = settings_.schedule.count(t, steps, masks[s], left[s]);
+          if (left[s] > 0) left[s] -= std::min(left[s], std::max(0, scheduled));
+        }
+        backend.run_step(step, key);
+        ++forwards;
+      }
+    } else {
+      std::vector<std::int32_t> left(static_cast<std::size_t>(n));
+      do {
+        backend.run_step(step, key);
+        ++forwards;
+        backend.download(remaining_.data(), left.size(), left.data());
+      } while (std::any_of(left.begin(), left.end(), [](std::int32_t m) { return m > 0; }) && forwards <= length);
+    }
+    // Read the block back.
+    backend.download(canvas, host_tokens_.size(), host_tokens_.data());
+    backend.download(sequences_.data(), host_sequences_.size(), host_sequences_.data());
+    for (std::int64_t s = 0; s < n; ++s) {
+      sequence_state& st = *active[std::size_t(s)];
+      std::copy(host_tokens_.begin() + s * width, host_tokens_.begin() + s * width + std::int64_t(st.out.canvas.size()),
+                st.out.canvas.begin());
+      const resident_sequence& seq = host_sequences_[std::size_t(s)];
+      st.rng_step = seq.rng_step;
+      st.out.forwards += seq.block_step;
+      st.out.committed += seq.committed;
+    }
+    return forwards;
+  }
+
+  const llada_model& model_;
+  diffusion_settings settings_;
+  llada_forward<Backend> forward_;
+  std::vector<std::int32_t> host_tokens_, host_lengths_, host_origins_, host_rows_;
+  std::vector<resident_sequence> host_sequences_;
+  buffer<resident_sequence> sequences_;
+  buffer<float> logits_, confidence_, candidate_confidence_;
+  buffer<draw_site> sites_;
+  buffer<std::int32_t> proposed_, positions_, candidate_tokens_, committed_, remaining_;
+  buffer<selection_sequence> selection_;
+};
+
+}  // namespace unmask

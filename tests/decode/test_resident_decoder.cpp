@@ -1,0 +1,138 @@
+// Resident decoding (unmask/decode/resident_decoder.hpp), whose steps never
+// leave the backend, must decode exactly what diffusion_decoder decodes: on
+// the CPU backend (batch-invariant GEMMs) the canvases, NFE, per-sequence
+// forwards and committed counts are equal for every selection rule, count
+// schedule, confidence metric, sampling setting and attention mask it
+// supports, over sequences with different prompt lengths (padding), several
+// blocks, and an end-of-sequence stop. Settings it does not support are
+// refused with a message naming the alternative.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "support/expect_error.hpp"
+#include "support/test_files.hpp"
+#include "unmask/cpu/backend.hpp"
+#include "unmask/decode/diffusion_decoder.hpp"
+#include "unmask/decode/resident_decoder.hpp"
+
+namespace unmask {
+namespace {
+
+using test::expect_error;
+
+const llada_model& tiny() {
+  static const llada_model model = llada_model::load(test::data_dir() + "/tiny_llada_mha");
+  return model;
+}
+
+const std::vector<decode_request> requests = {
+    {{5, 17, 42, 3}, 0}, {{64, 12, 7, 80, 81, 1, 2}, 1}, {{9}, 2}, {{33, 34, 35, 36, 37, 38, 39, 40, 41}, 7}};
+
+struct resident_case {
+  std::string name;
+  diffusion_settings settings;
+};
+
+std::vector<resident_case> cases() {
+  std::vector<resident_case> out;
+  auto base = [] {
+    diffusion_settings s;
+    s.layout = {24, 8, 12};
+    return s;
+  };
+  diffusion_settings s = base();
+  out.push_back({"llada_greedy", s});
+  s.sampling.temperature = 1.0f;
+  s.seed = 7;
+  out.push_back({"llada_sampled", s});
+  s = base();
+  s.confidence = confidence_metric::random;
+  s.seed = 3;
+  out.push_back({"random_confidence", s});
+  s = base();
+  s.confidence = confidence_metric::margin;
+  s.sampling = {0.8f, 20, 0.9f, true};
+  s.schedule = {count_schedule_kind::dream, 1e-3f};
+  out.push_back({"dream_margin_topk_topp", s});
+  s = base();
+  s.confidence = confidence_metric::neg_entropy;
+  s.schedule = {count_schedule_kind::llama_cpp, 1e-3f};
+  out.push_back({"llama_cpp_entropy", s});
+  s = base();
+  s.selection = selection_rule::fast_dllm_threshold(0.09f);
+  out.push_back({"threshold", s});
+  s.selection = selection_rule::dinfer_threshold(0.09f);
+  out.push_back({"threshold_dinfer", s});
+  s.selection = selection_rule::fast_dllm_factor(2.7f);
+  out.push_back({"factor", s});
+  s.selection = selection_rule::entropy_bounded(8.0f);
+  s.confidence = confidence_metric::neg_entropy;
+  out.push_back({"entropy_bounded", s});
+  s = base();
+  s.selection = selection_rule::dream_alg_temp(0.5f);
+  s.seed = 11;
+  out.push_back({"stochastic_alg_temp", s});
+  s = base();
+  s.attention = attention_mask::block_causal(8);
+  out.push_back({"block_causal", s});
+  s = base();
+  s.layout = {24, 8, 24};
+  out.push_back({"one_token_per_step", s});
+  s = base();
+  s.stop_at_eos = true;
+  s.eos_token_id = 68;  // a token the random model proposes often
+  out.push_back({"eos_stop", s});
+  return out;
+}
+
+void PrintTo(const resident_case& c, std::ostream* os) { *os << c.name; }
+
+class ResidentDecoder : public ::testing::TestWithParam<resident_case> {};
+
+TEST_P(ResidentDecoder, EqualsDiffusionDecoder) {
+  const diffusion_settings& s = GetParam().settings;
+  const decode_output expected = diffusion_decoder<cpu_backend>(tiny(), s).generate(requests);
+  resident_decoder<cpu_backend> resident(tiny(), s);
+  for (int run = 0; run < 2; ++run) {  // the decoder is reusable
+    const decode_output got = resident.generate(requests);
+    ASSERT_EQ(got.sequences.size(), expected.sequences.size());
+    for (std::size_t q = 0; q < got.sequences.size(); ++q) {
+      EXPECT_EQ(got.sequences[q].canvas, expected.sequences[q].canvas) << "sequence " << q;
+      EXPECT_EQ(got.sequences[q].forwards, expected.sequences[q].forwards) << "sequence " << q;
+      EXPECT_EQ(got.sequences[q].committed, expected.sequences[q].committed) << "sequence " << q;
+      EXPECT_EQ(got.sequences[q].stopped_at_eos, expected.sequences[q].stopped_at_eos) << "sequence " << q;
+    }
+    EXPECT_EQ(got.forwards, expected.forwards);
+    EXPECT_EQ(got.committed, expected.committed);
+  }
+  if (s.stop_at_eos) {
+    bool stopped = false;
+    for (const sequence_output& q : expected.sequences) stopped |= q.stopped_at_eos;
+    EXPECT_TRUE(stopped) << "no sequence met the end-of-sequence token: the case tests nothing";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Policies, ResidentDecoder, ::testing::ValuesIn(cases()),
+                         [](const auto& param) { return param.param.name; });
+
+TEST(ResidentDecoderSettings, RefusesWhatItDoesNotRun) {
+  diffusion_settings s;
+  s.layout = {24, 8, 12};
+  s.mode = decode_mode::ancestral;
+  expect_error<argument_error>([&] { resident_decoder<cpu_backend>(tiny(), s); }, {"use diffusion_decoder for ancestral"});
+  s.mode = decode_mode::confidence;
+  s.cache.mode = cache_mode::prefix;
+  expect_error<argument_error>([&] { resident_decoder<cpu_backend>(tiny(), s); }, {"without a K/V cache"});
+  s.cache.mode = cache_mode::none;
+  s.cfg_scale = 1.0f;
+  expect_error<argument_error>([&] { resident_decoder<cpu_backend>(tiny(), s); }, {"without guidance"});
+  s.cfg_scale = 0.0f;
+  resident_decoder<cpu_backend> ok(tiny(), s);
+  expect_error<argument_error>([&] { ok.generate({}); }, {"no sequences"});
+  expect_error<argument_error>([&] { ok.generate({{{4096 * 2}, 0}}); }, {"outside the vocabulary"});
+}
+
+}  // namespace
+}  // namespace unmask

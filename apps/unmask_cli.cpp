@@ -7,7 +7,11 @@
 // Without --model it runs the embedded tiny diffusion model (models/tiny-llada)
 // and, for --ar and --compare, its autoregressive twin (models/tiny-ar). Bad
 // flags or values print one line and exit with status 2; a model or file that
-// cannot be loaded exits with status 1.
+// cannot be loaded exits with status 1. Built with nvcc (target unmask-cuda,
+// executable `unmask-cuda`) the same program takes --device cuda, which runs
+// the model and the decode loops on the GPU (unmask::cuda_backend; without
+// --visual, uncached unguided confidence decoding uses the device-resident
+// loop, unmask::resident_decoder).
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -21,9 +25,14 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "unmask/cpu/backend.hpp"
+#if defined(UNMASK_CLI_CUDA)
+#include "unmask/cuda/backend.hpp"
+#include "unmask/decode/resident_decoder.hpp"
+#endif
 #include "unmask/decode/ar_decoder.hpp"
 #include "unmask/decode/diffusion_decoder.hpp"
 #include "unmask/tokenizer/byte_level_bpe.hpp"
@@ -49,6 +58,7 @@ struct generate_options {
   std::string prompt, model, ar_model, tokenizer;
   int gen_length = 64, block_length = 32, steps = 32;
   std::string policy = "low-confidence", schedule = "llada", remasking = "none", noise = "log-linear", cache = "none";
+  std::string device = "cpu";
   int cache_refresh = 0;
   float threshold = 0.9f, factor = 1.0f, gamma = 0.5f, temperature = 0.0f, top_p = 1.0f, eta = 0.04f, cfg = 0.0f;
   int top_k = 0;
@@ -127,12 +137,26 @@ struct run_figures {
   double tokens_per_forward() const { return forwards ? double(tokens) / double(forwards) : 0.0; }
 };
 
+template <class Backend>
 run_figures run_diffusion(const generate_options& o, const std::string& dir, const std::string& tokenizer_path) {
   const unmask::llada_model model = unmask::llada_model::load(dir);
   const unmask::bpe_tokenizer tok = unmask::bpe_tokenizer::load(tokenizer_path);
   const auto& c = model.config();
   const std::vector<std::int32_t> prompt = tok.encode(o.prompt);
-  unmask::diffusion_decoder<unmask::cpu_backend> decoder(model, diffusion_settings_from(o));
+  const unmask::diffusion_settings settings = diffusion_settings_from(o);
+  run_figures f;
+  f.mode = "diffusion";
+#if defined(UNMASK_CLI_CUDA)
+  if (std::is_same_v<Backend, unmask::cuda_backend> && !o.visual && settings.mode == unmask::decode_mode::confidence &&
+      settings.cache.mode == unmask::cache_mode::none && settings.cfg_scale == 0.0f) {
+    unmask::resident_decoder<Backend> decoder(model, settings);
+    const auto out = decoder.generate({{prompt, 0}});
+    f.text = generated_text(tok, out.sequences[0], std::int32_t(c.eos_token_id));
+    f.tokens = out.committed, f.forwards = out.forwards, f.seconds = out.seconds;
+    return f;
+  }
+#endif
+  unmask::diffusion_decoder<Backend> decoder(model, settings);
   const bool tty = isatty(STDOUT_FILENO), progress = isatty(STDERR_FILENO) && !o.json && !o.visual;
   std::int64_t steps = 0;
   const auto out = decoder.generate({{prompt, 0}}, [&](const unmask::decode_event& e) {
@@ -147,8 +171,6 @@ run_figures run_diffusion(const generate_options& o, const std::string& dir, con
     }
   });
   if (progress && steps >= 16) std::fprintf(stderr, "\r\x1b[K");
-  run_figures f;
-  f.mode = "diffusion";
   f.text = generated_text(tok, out.sequences[0], std::int32_t(c.eos_token_id));
   f.tokens = out.committed;
   f.forwards = out.forwards;
@@ -156,6 +178,7 @@ run_figures run_diffusion(const generate_options& o, const std::string& dir, con
   return f;
 }
 
+template <class Backend>
 run_figures run_ar(const generate_options& o, const std::string& dir, const std::string& tokenizer_path) {
   const unmask::llada_model model = unmask::llada_model::load(dir);
   const unmask::bpe_tokenizer tok = unmask::bpe_tokenizer::load(tokenizer_path);
@@ -168,7 +191,7 @@ run_figures run_ar(const generate_options& o, const std::string& dir, const std:
   s.stop_at_eos = !o.no_eos_stop;
   std::vector<std::int32_t> prompt = tok.encode(o.prompt);
   if (prompt.empty()) prompt.push_back(std::int32_t(model.config().eos_token_id));  // start of a new verse
-  unmask::ar_decoder<unmask::cpu_backend> decoder(model, s);
+  unmask::ar_decoder<Backend> decoder(model, s);
   const auto out = decoder.generate({{prompt, 0}}, [&](const unmask::decode_event& e) {
     if (o.visual) {
       std::printf("%s\n", render(tok, *e.canvas, prompt.size(), -1, std::int32_t(model.config().eos_token_id)).c_str());
@@ -202,19 +225,30 @@ std::string tokenizer_for(const generate_options& o, const std::string& model) {
   return o.tokenizer.empty() ? (fs::path(model) / "tokenizer.json").string() : o.tokenizer;
 }
 
-int generate(const generate_options& o) {
+template <class Backend>
+std::vector<run_figures> generate_on(const generate_options& o) {
   const std::string model = o.model.empty() ? embedded_model("tiny-llada") : o.model;
   std::vector<run_figures> runs;
   if (o.ar && !o.compare) {
     const std::string ar_model = o.model.empty() ? embedded_model("tiny-ar") : o.model;
-    runs.push_back(run_ar(o, ar_model, tokenizer_for(o, ar_model)));
+    runs.push_back(run_ar<Backend>(o, ar_model, tokenizer_for(o, ar_model)));
   } else {
-    runs.push_back(run_diffusion(o, model, tokenizer_for(o, model)));
+    runs.push_back(run_diffusion<Backend>(o, model, tokenizer_for(o, model)));
     if (o.compare) {
       const std::string ar_model = o.ar_model.empty() ? embedded_model("tiny-ar") : o.ar_model;
-      runs.push_back(run_ar(o, ar_model, tokenizer_for(o, ar_model)));
+      runs.push_back(run_ar<Backend>(o, ar_model, tokenizer_for(o, ar_model)));
     }
   }
+  return runs;
+}
+
+int generate(const generate_options& o) {
+#if defined(UNMASK_CLI_CUDA)
+  const std::vector<run_figures> runs =
+      o.device == "cuda" ? generate_on<unmask::cuda_backend>(o) : generate_on<unmask::cpu_backend>(o);
+#else
+  const std::vector<run_figures> runs = generate_on<unmask::cpu_backend>(o);
+#endif
   if (o.json) {
     nlohmann::json j = {{"prompt", o.prompt}, {"runs", nlohmann::json::array()}};
     for (const auto& f : runs) j["runs"].push_back(to_json(f));
@@ -288,6 +322,13 @@ int main(int argc, char** argv) {
   gen->add_flag("--compare", g.compare, "Run diffusion and autoregressive decoding and compare");
   gen->add_flag("--json", g.json, "Print the figures as JSON");
   gen->add_flag("--no-eos-stop", g.no_eos_stop, "Do not stop at the end-of-sequence token");
+#if defined(UNMASK_CLI_CUDA)
+  gen->add_option("--device", g.device, "Where to run: cpu, or cuda (the GPU, bf16 activations)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+#else
+  gen->add_option("--device", g.device, "Where to run (the unmask-cuda build also runs on the GPU: cuda)")
+      ->check(CLI::IsMember({"cpu"}));
+#endif
   std::string info_model;
   CLI::App* inf = app.add_subcommand("info", "Print a model's configuration");
   inf->add_option("--model", info_model, "LLaDA-layout model directory")->check(CLI::ExistingDirectory);

@@ -18,9 +18,9 @@ struct result {
   std::string out, err;
 };
 
-result run(const std::string& args) {
+result run(const std::string& args, const std::string& program = UNMASK_CLI) {
   const std::string err_file = ::testing::TempDir() + "unmask_cli_stderr.txt";
-  const std::string command = std::string(UNMASK_CLI) + " " + args + " 2>" + err_file;
+  const std::string command = program + " " + args + " 2>" + err_file;
   result r;
   FILE* pipe = popen(command.c_str(), "r");
   std::array<char, 4096> buffer{};
@@ -104,5 +104,37 @@ TEST(UnmaskCli, UnusableModelExitsOne) {
   EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_NE(r.err.find("config.json"), std::string::npos) << r.err;
 }
+
+TEST(UnmaskCli, DeviceFlag) {
+  const result r = run("generate -p 'In the beginning' --device cuda");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--device"), std::string::npos) << r.err;
+}
+
+#if defined(UNMASK_CLI_CUDA)
+// unmask-cuda: the same program with --device cuda. On the CPU it prints what
+// `unmask` prints; on the GPU it decodes there, and without a GPU it says so
+// in one line and exits with status 1.
+TEST(UnmaskCudaCli, RunsOnTheGpuOrSaysWhyNot) {
+  const std::string args = "generate -p 'In the beginning God' --gen-length 32 --block-length 16 --steps 16 --json";
+  const result cpu = run(args, UNMASK_CLI), cpu_here = run(args + " --device cpu", UNMASK_CLI_CUDA);
+  ASSERT_EQ(cpu.status, 0) << cpu.err;
+  ASSERT_EQ(cpu_here.status, 0) << cpu_here.err;
+  EXPECT_EQ(nlohmann::json::parse(cpu.out)["runs"][0]["text"], nlohmann::json::parse(cpu_here.out)["runs"][0]["text"]);
+  for (const std::string extra : {"", " --visual", " --compare", " --policy threshold --threshold 0.5"}) {
+    const result gpu = run(args + " --device cuda" + extra, UNMASK_CLI_CUDA);
+    if (gpu.status == 1) {
+      EXPECT_NE(gpu.err.find("no usable CUDA device"), std::string::npos) << gpu.err;
+      EXPECT_EQ(lines(gpu.err), 1) << gpu.err;
+      continue;
+    }
+    ASSERT_EQ(gpu.status, 0) << extra << ": " << gpu.err;
+    if (extra == " --visual") continue;  // not JSON
+    const nlohmann::json j = nlohmann::json::parse(gpu.out);
+    EXPECT_GT(j["runs"][0]["tokens"].get<int>(), 0) << extra;
+    std::printf("  --device cuda%s: %s\n", extra.c_str(), j["runs"][0]["text"].get<std::string>().c_str());
+  }
+}
+#endif
 
 }  // namespace

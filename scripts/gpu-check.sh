@@ -23,8 +23,11 @@ summary=()
 add() { summary+=("$(printf '%-44s %s' "$1" "$2")"); }
 failed=0
 
-nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv,noheader >"${logs}/device.txt" 2>&1
-device="$(head -1 "${logs}/device.txt")"
+device=""
+if command -v nvidia-smi >/dev/null 2>&1; then
+  nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv,noheader >"${logs}/device.txt" 2>&1
+  device="$(head -1 "${logs}/device.txt")"
+fi
 arch="$(echo "${device}" | awk -F', ' '{gsub(/\./, "", $2); print $2}')"
 add "device" "${device:-none found}"
 

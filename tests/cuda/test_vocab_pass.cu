@@ -9,6 +9,17 @@
 // thread by thread on the host over the single-block and split partitions and
 // merged, gives choose_token's tokens exactly.
 //
+// Dream's filters (unmask/cuda/vocab_filter.hpp), on the host too: the filter
+// kernel's radix select, run thread by thread with the CPU's own softmax
+// statistics, keeps exactly the tokens detail::dream_filter keeps (rows with
+// many ties, -inf, a dominant token, all equal; k in {1, 5, 50}, p in {0.5,
+// 0.9, 0.95, the largest float below 1} and their combinations, temperatures
+// 1 and 0.7; vocabularies from 1 to 152,064), within the documented
+// number of passes; and the whole filtered pass emulated (filter, then either
+// variant) gives choose_token's tokens and confidences, checked against the
+// cut the emulation took (which must be dream_filter's, or differ only where
+// the top-p mass before a token is within float rounding of p).
+//
 // Device tests (skipped without a GPU): vocabularies from 1 to 20,000 and the
 // real 126,464 (LLaDA) and 152,064 (Qwen / Dream), float / half / bfloat16,
 // aligned and misaligned rows, listed rows out of order and repeated, the mask
@@ -22,10 +33,18 @@
 // computed from, so margin and entropy may cancel); the random metric
 // exactly. choose_token's own confidence is checked against the same double
 // reference, more loosely, since it sums the vocabulary sequentially in float.
+// Filters on the GPU (vocabularies 1,000, 126,464 and 152,064, f32 and bf16,
+// 1, 7 and 64 rows, T in {0, 0.7, 1}, top_k in {0, 1, 20} x top_p in {1,
+// 0.9, 0.5}, the confidence on the sampling distribution or not, max_prob /
+// margin / entropy, both variants): each row's cut is read back from the
+// workspace and must be dream_filter's (or differ only within float rounding
+// of p, as above); tokens must be choose_token's for that cut (a sampled one
+// may differ only at a near tie) and confidences within 1e-5 relative.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -34,6 +53,7 @@
 
 #include "cuda/buffers.hpp"
 #include "cuda/device.hpp"
+#include "unmask/cuda/vocab_filter.hpp"
 #include "unmask/cuda/vocab_pass.hpp"
 #include "unmask/policy/sampling.hpp"
 
@@ -352,13 +372,13 @@ TEST(CudaVocabPassHost, LauncherChecksItsArgumentsBeforeTouchingTheDevice) {
             cudaErrorInvalidValue);
   EXPECT_EQ(cuda::vocab_pass(logits, 2, 32, rows, 2, sites, o, tokens, nullptr, nullptr, 0, nullptr),
             cudaErrorInvalidValue);
-  o.sampling.top_k = 5;
-  EXPECT_EQ(call(32, 2, o, sites), cudaErrorNotSupported);
-  o.sampling.top_k = 0;
-  o.sampling.top_p = 0.9f;
-  EXPECT_EQ(call(32, 2, o, sites), cudaErrorNotSupported);
-  o.sampling.top_p = 0.0f;
+  o.sampling.top_k = -1;
   EXPECT_EQ(call(32, 2, o, sites), cudaErrorInvalidValue);
+  o.sampling.top_k = 0;
+  for (float p : {0.0f, -0.5f, 1.5f, NAN}) {
+    o.sampling.top_p = p;
+    EXPECT_EQ(call(32, 2, o, sites), cudaErrorInvalidValue) << p;
+  }
   o.sampling.top_p = 1.0f;
   o.sampling.temperature = -1.0f;
   EXPECT_EQ(call(32, 2, o, sites), cudaErrorInvalidValue);
@@ -381,11 +401,70 @@ TEST(CudaVocabPassHost, LauncherChecksItsArgumentsBeforeTouchingTheDevice) {
   EXPECT_EQ(call(32, 2, o, sites, workspace + 4, need), cudaErrorInvalidValue);       // misaligned
 }
 
+TEST(CudaVocabPassHost, FiltersNeedTheirCutsInTheWorkspace) {
+  float logits[64] = {};
+  std::int32_t rows[2] = {0, 1}, tokens[2];
+  float confidence[2];
+  draw_site sites[2];
+  alignas(16) unsigned char workspace[4096];
+  cuda::vocab_pass_params p;
+  cuda::vocab_pass_plan plan;
+  cuda::vocab_filter_params f;
+  const auto prepare = [&](const cuda::vocab_pass_options& o, void* ws, std::size_t bytes) {
+    return cuda::prepare_vocab_pass(logits, 2, 32, rows, 2, sites, o, tokens, confidence, ws, bytes, p, plan, f);
+  };
+  for (vocab_pass_variant variant : {vocab_pass_variant::single_block, vocab_pass_variant::split}) {
+    SCOPED_TRACE(variant_name(variant));
+    const std::size_t plain = cuda::vocab_pass_workspace_bytes(2, 32, variant);
+    const std::size_t offset = cuda::vocab_pass_cuts_offset(2, 32, variant);
+    const std::size_t need = cuda::vocab_pass_workspace_bytes(2, 32, variant, /*filtered=*/true);
+    EXPECT_EQ(offset % 16, 0u);
+    EXPECT_GE(offset, plain);
+    EXPECT_EQ(need, offset + 2 * sizeof(cuda::vocab_cut));
+    EXPECT_EQ(cuda::vocab_pass_workspace_bytes(0, 32, variant, true), 0u);
+    cuda::vocab_pass_options o;
+    o.variant = variant;
+    o.sampling.temperature = 0.7f;
+    o.sampling.top_k = 3;
+    o.sampling.top_p = 0.9f;
+    EXPECT_EQ(prepare(o, nullptr, 0), cudaErrorInvalidValue);
+    EXPECT_EQ(prepare(o, workspace, need - 1), cudaErrorInvalidValue);
+    EXPECT_EQ(prepare(o, workspace + 8, need), cudaErrorInvalidValue);
+    ASSERT_EQ(prepare(o, workspace, need), cudaSuccess);
+    EXPECT_EQ(static_cast<void*>(f.cuts), static_cast<void*>(workspace + offset));
+    EXPECT_EQ(f.rows, rows);
+    EXPECT_EQ(f.count, 2);
+    EXPECT_EQ(f.vocab, 32);
+    EXPECT_EQ(f.logit_rows, 2);
+    EXPECT_EQ(f.top_k, 3);
+    EXPECT_TRUE(f.top_p);
+    EXPECT_EQ(f.top_p_threshold, cuda::filter_mass_threshold(0.9f));
+    EXPECT_EQ(f.inverse_temperature, 1.0f / 0.7f);
+    EXPECT_EQ(p.stats_scale, 1.0f);
+    // At temperature 0 choose_token ignores the filters unless the confidence is on the sampling distribution.
+    o.sampling.temperature = 0.0f;
+    ASSERT_EQ(prepare(o, variant == vocab_pass_variant::split ? workspace : nullptr, plain), cudaSuccess);
+    EXPECT_EQ(f.cuts, nullptr);
+    o.sampling.confidence_on_sampling_distribution = true;
+    EXPECT_EQ(prepare(o, workspace, need - 1), cudaErrorInvalidValue);
+    ASSERT_EQ(prepare(o, workspace, need), cudaSuccess);
+    EXPECT_NE(f.cuts, nullptr);
+    EXPECT_EQ(f.inverse_temperature, 1.0f);
+    o.sampling.top_k = 0;
+    o.sampling.top_p = 1.0f;  // no filters: the plain workspace
+    ASSERT_EQ(prepare(o, variant == vocab_pass_variant::split ? workspace : nullptr, plain), cudaSuccess);
+    EXPECT_EQ(f.cuts, nullptr);
+  }
+}
+
 // Runs the kernels' per-thread code on the host, thread after thread, and
 // merges as the kernels do (in thread order instead of cub's tree).
+// Filtered (filter.cuts non-null): within the cuts already there, the
+// statistics of the kept tokens only with stats_on_kept.
 template <class T>
 void emulate_vocab_pass(const T* logits, const cuda::vocab_pass_params& p, const cuda::vocab_pass_plan& plan,
-                        bool is_sampled) {
+                        bool is_sampled, const cuda::vocab_filter_params& filter = {}, bool stats_on_kept = false) {
+  const bool filtered = filter.cuts != nullptr;
   constexpr int block = cuda::vocab_pass_block;
   for (std::int32_t i = 0; i < p.count; ++i) {
     const std::int32_t row = p.rows[i];
@@ -397,8 +476,16 @@ void emulate_vocab_pass(const T* logits, const cuda::vocab_pass_params& p, const
       cuda::vocab_partial chunk;
       for (int t = 0; t < block; ++t) {
         const draw_site site = cuda::detail::site_of(p, i);
-        chunk.merge(is_sampled ? cuda::detail::scan_vocab<block, true>(base, begin, end, t, p, site)
-                               : cuda::detail::scan_vocab<block, false>(base, begin, end, t, p, site));
+        if (filtered) {
+          const cuda::vocab_cut cut = filter.cuts[i];
+          chunk.merge(is_sampled
+                          ? cuda::detail::scan_vocab<block, true, true>(base, begin, end, t, p, site, cut, stats_on_kept)
+                          : cuda::detail::scan_vocab<block, false, true>(base, begin, end, t, p, site, cut,
+                                                                         stats_on_kept));
+        } else {
+          chunk.merge(is_sampled ? cuda::detail::scan_vocab<block, true>(base, begin, end, t, p, site)
+                                 : cuda::detail::scan_vocab<block, false>(base, begin, end, t, p, site));
+        }
       }
       all.merge(chunk);
     }
@@ -423,10 +510,12 @@ void check_emulation(std::int64_t vocab, std::int64_t logit_rows, std::int32_t c
         const cuda::vocab_pass_options o{sc.settings, metric, c.excluded, rng, variant};
         cuda::vocab_pass_params p;
         cuda::vocab_pass_plan plan;
+        cuda::vocab_filter_params filter;
         ASSERT_EQ(cuda::prepare_vocab_pass(c.logits.data(), logit_rows, vocab, c.rows.data(), count, c.sites.data(), o,
                                            tokens.data(), confidence.data(), aligned_workspace,
-                                           workspace.size() - 16, p, plan),
+                                           workspace.size() - 16, p, plan, filter),
                   cudaSuccess);
+        ASSERT_EQ(filter.cuts, nullptr);
         std::fill(tokens.begin(), tokens.end(), -1);
         std::fill(confidence.begin(), confidence.end(), NAN);
         emulate_vocab_pass(c.logits.data(), p, plan, sampled(sc.settings));
@@ -443,6 +532,513 @@ TEST(CudaVocabPassHost, ThreadByThreadEmulationMatchesChooseToken) {
     check_emulation<bfloat16>(vocab, 4, 5, 3);
   }
   check_emulation<float>(126464, 3, 3, 4);
+}
+
+// ---- filters: the reference ---------------------------------------------------
+
+float filter_inverse_temperature(const sampling_settings& s) { return sampled(s) ? 1.0f / s.temperature : 1.0f; }
+
+// One row under the filters' scaling: its order (dream_filter's stable sort)
+// and dream_filter's masses along it.
+struct filter_basis {
+  std::vector<float> scaled;        // l * (1 / T), rounded as choose_token rounds it
+  std::vector<std::int32_t> order;  // by scaled descending, ties by index
+  std::vector<double> mass;         // mass[K]: the mass of the first K, as dream_filter accumulates it
+  double slack = 0;                 // how far another normalisation may put the masses from these
+};
+
+filter_basis make_basis(const float* row, std::int64_t vocab, float inverse_t) {
+  filter_basis b;
+  b.scaled.resize(std::size_t(vocab));
+  for (std::int64_t v = 0; v < vocab; ++v) b.scaled[std::size_t(v)] = row[v] * inverse_t;
+  b.order.resize(std::size_t(vocab));
+  std::iota(b.order.begin(), b.order.end(), 0);
+  std::stable_sort(b.order.begin(), b.order.end(),
+                   [&](std::int32_t x, std::int32_t y) { return b.scaled[std::size_t(x)] > b.scaled[std::size_t(y)]; });
+  vocab_stats all;
+  for (std::int64_t v = 0; v < vocab; ++v) all.push(b.scaled[std::size_t(v)], std::int32_t(v));
+  b.mass.assign(std::size_t(vocab) + 1, 0.0);
+  for (std::size_t i = 0; i < b.order.size(); ++i)
+    b.mass[i + 1] = b.mass[i] + all.probability(b.scaled[std::size_t(b.order[i])]);
+  // The CPU's float normalisation against an exact one; the GPU's (a tree sum) is closer still.
+  double exact = 0;
+  for (float x : b.scaled) exact += std::exp(double(x) - double(all.max_logit));
+  b.slack = 1e-5 + 2.0 * std::fabs(double(all.sum_exp) / exact - 1.0);
+  return b;
+}
+
+std::int64_t vocab_of(const filter_basis& b) { return std::int64_t(b.order.size()); }
+
+// dream_filter's top-k after a top-p that kept the first kept_by_p tokens: how many stay.
+std::int64_t after_top_k(const filter_basis& b, const sampling_settings& s, std::int64_t kept_by_p) {
+  if (s.top_k <= 0 || s.top_k >= kept_by_p) return kept_by_p;
+  const float kth = b.scaled[std::size_t(b.order[std::size_t(s.top_k - 1)])];
+  std::int64_t kept = s.top_k;
+  while (kept < kept_by_p && b.scaled[std::size_t(b.order[std::size_t(kept)])] >= kth) ++kept;
+  return kept;
+}
+
+// The first K >= 1 whose mass exceeds `p`, or the vocabulary.
+std::int64_t first_exceeding(const filter_basis& b, double p) {
+  const auto it = std::upper_bound(b.mass.begin() + 1, b.mass.end(), p);
+  return it == b.mass.end() ? vocab_of(b) : std::int64_t(it - b.mass.begin());
+}
+
+// How many tokens (a prefix of the order) dream_filter keeps.
+std::int64_t dream_kept(const filter_basis& b, const sampling_settings& s) {
+  if (!cuda::vocab_pass_filters(s)) return vocab_of(b);
+  const std::int64_t kept_by_p = s.top_p < 1.0f ? first_exceeding(b, double(s.top_p)) : vocab_of(b);
+  return after_top_k(b, s, kept_by_p);
+}
+
+// Whether keeping `kept` tokens is dream_filter's answer for masses within the basis' slack of its own.
+bool admissible_kept(const filter_basis& b, const sampling_settings& s, std::int64_t kept) {
+  if (!cuda::vocab_pass_filters(s) || s.top_p >= 1.0f) return kept == dream_kept(b, s);
+  const std::int64_t low = first_exceeding(b, double(s.top_p) - b.slack);
+  const std::int64_t high = first_exceeding(b, double(s.top_p) + b.slack);
+  for (std::int64_t k = low; k <= high; ++k)
+    if (after_top_k(b, s, k) == kept) return true;
+  return false;
+}
+
+// How many tokens a cut keeps (they must be a prefix of the order).
+std::int64_t kept_by_cut(const filter_basis& b, const cuda::vocab_cut& cut) {
+  const auto it = std::partition_point(b.order.begin(), b.order.end(), [&](std::int32_t v) {
+    return cut.keeps(cuda::selection_order_bits(b.scaled[std::size_t(v)]), v);
+  });
+  return std::int64_t(it - b.order.begin());
+}
+
+// What choose_token returns when the first `kept` tokens of the order are kept.
+struct filtered_expectation {
+  std::int32_t token = -1;
+  bool on_kept = false;   // confidence on the kept, scaled logits; else on all the raw logits
+  row_reference stats;    // of the confidence's distribution, in double (stats.cpu unused)
+};
+
+filtered_expectation expect_filtered(const filter_basis& b, std::int64_t kept,
+                                     const sampling_settings& s, std::int32_t excluded, const counter_rng& rng,
+                                     const draw_site& site, const row_reference& raw) {
+  filtered_expectation e;
+  float best = -INFINITY;
+  for (std::int64_t j = 0; j < kept; ++j) {
+    const std::int32_t v = b.order[std::size_t(j)];
+    if (v == excluded) continue;
+    const float scaled = b.scaled[std::size_t(v)];
+    const float key = sampled(s) ? scaled + rng.gumbel(random_purpose::token, site.sequence, site.step,
+                                                        site.position, std::uint32_t(v))
+                                 : scaled;
+    if (key > best || (key == best && e.token >= 0 && v < e.token)) best = key, e.token = v;
+  }
+  e.on_kept = cuda::vocab_pass_filters(s) && s.confidence_on_sampling_distribution;
+  if (!e.on_kept) {
+    e.stats = raw;
+    return e;
+  }
+  row_reference& r = e.stats;
+  r.max = b.scaled[std::size_t(b.order[0])];
+  r.second = kept >= 2 ? double(b.scaled[std::size_t(b.order[1])]) : -INFINITY;
+  for (std::int64_t j = 0; j < kept; ++j) {
+    const double d = double(b.scaled[std::size_t(b.order[std::size_t(j)])]) - r.max;
+    r.sum += std::exp(d);
+    r.sum_delta += std::exp(d) * d;
+  }
+  return e;
+}
+
+// Statistics, in double, of a row's raw logits.
+row_reference raw_statistics(const float* row, std::int64_t vocab) {
+  row_reference r;
+  for (std::int64_t v = 0; v < vocab; ++v) {
+    const double x = row[v];
+    if (x > r.max) r.second = r.max, r.max = x;
+    else if (x > r.second) r.second = x;
+  }
+  for (std::int64_t v = 0; v < vocab; ++v) {
+    const double d = double(row[v]) - r.max;
+    r.sum += std::exp(d);
+    r.sum_delta += std::exp(d) * d;
+  }
+  return r;
+}
+
+// Per listed row, for one sampling setting: dream_filter's kept count and what choose_token returns.
+struct filter_reference {
+  std::int64_t kept = 0;
+  filtered_expectation expect;
+};
+
+// The reference of the first `count` listed rows; on the first `cpu_rows`
+// it is checked against choose_token itself (which throws where the filters
+// keep only the excluded token).
+template <class T>
+std::vector<filter_reference> filter_references(const logits_case<T>& c, const std::vector<filter_basis>& bases,
+                                                const std::vector<row_reference>& raw, const sampling_settings& s,
+                                                const counter_rng& rng, std::int32_t count, std::int32_t cpu_rows) {
+  std::vector<filter_reference> out(static_cast<std::size_t>(count));
+  for (std::int32_t i = 0; i < count; ++i) {
+    const std::int32_t row_index = c.rows[std::size_t(i)];
+    const float* row = c.wide.data() + std::int64_t(row_index) * c.vocab;
+    const filter_basis& b = bases[std::size_t(row_index)];
+    filter_reference& r = out[std::size_t(i)];
+    r.kept = dream_kept(b, s);
+    r.expect = expect_filtered(b, r.kept, s, c.excluded, rng, c.sites[std::size_t(i)], raw[std::size_t(i)]);
+    if (i >= cpu_rows) continue;
+    if (r.expect.token < 0) {
+      EXPECT_THROW(choose_token(row, c.vocab, s, confidence_metric::max_prob, c.excluded, rng, c.sites[std::size_t(i)]),
+                   argument_error)
+          << "row " << i;
+      continue;
+    }
+    const token_choice cpu =
+        choose_token(row, c.vocab, s, confidence_metric::max_prob, c.excluded, rng, c.sites[std::size_t(i)]);
+    EXPECT_EQ(cpu.token, r.expect.token) << "reference against choose_token, row " << i;
+    const float value = r.expect.on_kept ? b.scaled[std::size_t(cpu.token)] : row[cpu.token];
+    const double want = reference_confidence(r.expect.stats, confidence_metric::max_prob, value, 0.0f);
+    EXPECT_NEAR(cpu.confidence, want, 1e-3 * want) << "choose_token vs double, row " << i;
+  }
+  return out;
+}
+
+// Checks one run of `count` rows: the cut each row took (null: the pass was
+// not filtered), its token and confidence. Returns the rows whose cut
+// differs from dream_filter's (within the slack).
+template <class T>
+int compare_filtered(const logits_case<T>& c, const std::vector<filter_basis>& bases,
+                     const std::vector<row_reference>& raw, const sampling_settings& s, confidence_metric metric,
+                     const counter_rng& rng, const std::vector<filter_reference>& refs, std::int32_t count,
+                     const std::int32_t* tokens, const float* confidence, const cuda::vocab_cut* cuts,
+                     bool exact_tokens, int& near_ties) {
+  int differing = 0;
+  for (std::int32_t i = 0; i < count; ++i) {
+    const std::int32_t row_index = c.rows[std::size_t(i)];
+    const float* row = c.wide.data() + std::int64_t(row_index) * c.vocab;
+    const filter_basis& b = bases[std::size_t(row_index)];
+    const draw_site& site = c.sites[std::size_t(i)];
+    const std::int64_t kept = cuts != nullptr ? kept_by_cut(b, cuts[i]) : c.vocab;
+    filtered_expectation fresh;
+    const filtered_expectation* e = &refs[std::size_t(i)].expect;
+    if (kept != refs[std::size_t(i)].kept) {
+      ++differing;
+      EXPECT_TRUE(admissible_kept(b, s, kept))
+          << "row " << i << ": the cut keeps " << kept << " tokens, dream_filter " << refs[std::size_t(i)].kept;
+      fresh = expect_filtered(b, kept, s, c.excluded, rng, site, raw[std::size_t(i)]);
+      e = &fresh;
+    }
+    const std::int32_t token = tokens[i];
+    if (e->token < 0) {
+      EXPECT_EQ(token, -1) << "row " << i << ": the filters keep only the excluded token";
+      continue;
+    }
+    if (token != e->token) {
+      const bool allowed = token >= 0 && token < c.vocab && token != c.excluded &&
+                           std::find(b.order.begin(), b.order.begin() + kept, token) != b.order.begin() + kept;
+      const bool near_tie =
+          !exact_tokens && sampled(s) && allowed &&
+          std::fabs(perturbed_key(row, token, s, rng, site) - perturbed_key(row, e->token, s, rng, site)) <=
+              1e-5f * std::max(1.0f, std::fabs(perturbed_key(row, e->token, s, rng, site)));
+      if (!near_tie) {
+        ADD_FAILURE() << "row " << i << ": token " << token << ", expected " << e->token;
+        continue;
+      }
+      ++near_ties;
+    }
+    const float uniform = rng.uniform(random_purpose::confidence, site.sequence, site.step, site.position, 0);
+    if (metric == confidence_metric::random) {
+      EXPECT_EQ(confidence[i], uniform) << "row " << i;
+      continue;
+    }
+    const float value = e->on_kept ? b.scaled[std::size_t(token)] : row[token];
+    const double want = reference_confidence(e->stats, metric, value, uniform);
+    EXPECT_NEAR(confidence[i], want, 1e-5 * confidence_scale(e->stats, metric, want))
+        << "row " << i << ", " << to_string(metric);
+  }
+  return differing;
+}
+
+// The settings the filter tests walk: top_k in {0, 1, 20} x top_p in {1, 0.9, 0.5}, filters on.
+std::vector<sampling_settings> filter_settings(float temperature, bool on_kept,
+                                               std::initializer_list<std::int32_t> ks = {0, 1, 20},
+                                               std::initializer_list<float> ps = {1.0f, 0.9f, 0.5f}) {
+  std::vector<sampling_settings> out;
+  for (std::int32_t k : ks) {
+    for (float p : ps) {
+      sampling_settings s;
+      s.temperature = temperature;
+      s.top_k = k;
+      s.top_p = p;
+      s.confidence_on_sampling_distribution = on_kept;
+      if (s.filters()) out.push_back(s);
+    }
+  }
+  return out;
+}
+
+std::string describe(const sampling_settings& s) {
+  return "T=" + std::to_string(s.temperature) + " top_k=" + std::to_string(s.top_k) +
+         " top_p=" + std::to_string(s.top_p) + (s.confidence_on_sampling_distribution ? " on kept" : " raw");
+}
+
+// ---- filters: host tests --------------------------------------------------------
+
+// filter_cut's block operations, thread by thread on the host.
+template <class T>
+struct host_filter_engine {
+  const T* row;
+  std::int64_t vocab;
+  float inverse_temperature;
+  cuda::detail::filter_geometry geometry;
+  const vocab_stats* given = nullptr;  // the CPU's statistics instead of the block's
+  int passes = 0;                      // reads of the row
+
+  static constexpr int block = cuda::vocab_filter_block;
+  static constexpr int unroll = cuda::vocab_filter_unroll;
+
+  vocab_stats stats() {
+    if (given != nullptr) return *given;
+    ++passes;
+    vocab_stats all;
+    for (int t = 0; t < block; ++t)
+      all.merge(cuda::detail::filter_stats_thread<block>(row, vocab, t, inverse_temperature));
+    return all;
+  }
+
+  void pass(cuda::detail::radix_select& sel, const vocab_stats& stats) {
+    ++passes;
+    std::vector<std::uint32_t> count(cuda::vocab_filter_bins, 0);
+    std::vector<std::uint64_t> mass(cuda::vocab_filter_bins, 0);
+    for (int t = 0; t < block; ++t) {
+      cuda::scan_range<block, unroll, false>(row, vocab, 0, t, [&](float l, std::int64_t v) {
+        unsigned d = 0;
+        std::uint64_t m = 0;
+        if (sel.entry(cuda::detail::filter_element_of(l, v, inverse_temperature, geometry), stats, d, m)) {
+          ++count[d];
+          mass[d] += m;
+        }
+      });
+    }
+    std::uint32_t before_count = 0;
+    std::uint64_t before_mass = 0;
+    for (int d = cuda::vocab_filter_bins - 1; d >= 0; --d) {
+      if (sel.holds_target(before_count, before_mass, count[std::size_t(d)], mass[std::size_t(d)])) {
+        sel.descend(unsigned(d), before_count, before_mass, count[std::size_t(d)]);
+        return;
+      }
+      before_count += count[std::size_t(d)];
+      before_mass += mass[std::size_t(d)];
+    }
+    EXPECT_TRUE(sel.by_mass && sel.bits_left == geometry.total_bits()) << "no bin holds the target";
+    sel.found = false;
+  }
+
+  void find(cuda::detail::radix_select& sel) {
+    ++passes;
+    std::uint64_t found = 0;
+    int matching = 0;
+    for (int t = 0; t < block; ++t) {
+      cuda::scan_range<block, unroll, false>(row, vocab, 0, t, [&](float l, std::int64_t v) {
+        const cuda::detail::filter_element e = cuda::detail::filter_element_of(l, v, inverse_temperature, geometry);
+        if (sel.matches(e.composite)) found = e.composite, ++matching;
+      });
+    }
+    EXPECT_EQ(matching, 1);
+    sel.settle(found);
+  }
+};
+
+// The filter kernel, block after block on the host.
+template <class T>
+void emulate_vocab_filter(const T* logits, const cuda::vocab_filter_params& f) {
+  for (std::int32_t i = 0; i < f.count; ++i) {
+    const std::int32_t row = f.rows[i];
+    if (row < 0 || row >= f.logit_rows) {
+      f.cuts[i] = cuda::vocab_cut::all();
+      continue;
+    }
+    host_filter_engine<T> engine{logits + std::int64_t(row) * f.vocab, f.vocab, f.inverse_temperature,
+                                 cuda::detail::filter_geometry_of(f.vocab)};
+    f.cuts[i] = cuda::detail::filter_cut(engine, f);
+  }
+}
+
+// Rows for the filters: kind 0 bf16-rounded normal (many ties), 1 a handful
+// of values, 2 a dominant token, 3 bf16 with -inf every 7th token, 4 all
+// equal, 5 float normal (no ties).
+std::vector<float> filter_row(int kind, std::int64_t vocab, std::uint32_t seed) {
+  std::vector<float> row = test::widen(test::random_elements<bfloat16>(std::size_t(vocab), seed, 3.0f));
+  switch (kind) {
+    case 1:
+      for (float& x : row) x = std::floor(x / 2.0f) * 0.5f;
+      break;
+    case 2:
+      row[std::size_t(vocab / 3)] = 14.0f;
+      break;
+    case 3:
+      for (std::size_t v = 3; v < row.size(); v += 7) row[v] = -INFINITY;
+      break;
+    case 4:
+      std::fill(row.begin(), row.end(), 0.25f);
+      break;
+    case 5:
+      row = test::random_elements<float>(std::size_t(vocab), seed, 3.0f);
+      break;
+    default: break;
+  }
+  return row;
+}
+
+TEST(CudaVocabFilterHost, FixedPointMassIsExact) {
+  EXPECT_EQ(cuda::filter_mass(1.0f), std::uint64_t(1) << 62);
+  EXPECT_EQ(cuda::filter_mass(0.0f), 0u);
+  EXPECT_EQ(cuda::filter_mass(NAN), 0u);
+  EXPECT_EQ(cuda::filter_mass(0x1p-39f), std::uint64_t(1) << 23);
+  EXPECT_EQ(cuda::filter_mass_threshold(0.5f), std::uint64_t(1) << 61);
+  std::mt19937 gen(5);
+  std::uniform_real_distribution<float> u(-38.99f, 0.0f);
+  for (int i = 0; i < 10000; ++i) {
+    const float p = std::exp2(u(gen));
+    EXPECT_EQ(double(cuda::filter_mass(p)), std::ldexp(double(p), 62)) << p;  // exact above 2^-39
+  }
+}
+
+TEST(CudaVocabFilterHost, OrderNumbersFollowTheStableOrder) {
+  for (std::int64_t vocab : {1, 2, 3, 7, 1000, 152064}) {
+    const cuda::detail::filter_geometry g = cuda::detail::filter_geometry_of(vocab);
+    EXPECT_GE(std::int64_t(1) << g.index_bits, vocab);
+    if (vocab > 1) EXPECT_LT(std::int64_t(1) << (g.index_bits - 1), vocab);
+    for (std::int32_t v : {std::int32_t(0), std::int32_t(vocab / 2), std::int32_t(vocab - 1)}) {
+      const std::uint64_t c = g.composite(0x9abcdef0u, v);
+      EXPECT_EQ(g.key_of(c), 0x9abcdef0u);
+      EXPECT_EQ(g.index_of(c), v);
+    }
+  }
+  const std::vector<float> row = filter_row(1, 5000, 3);
+  const filter_basis b = make_basis(row.data(), 5000, 1.0f);
+  const cuda::detail::filter_geometry g = cuda::detail::filter_geometry_of(5000);
+  for (std::size_t j = 1; j < b.order.size(); ++j) {
+    const std::int32_t x = b.order[j - 1], y = b.order[j];
+    ASSERT_GT(g.composite(cuda::selection_order_bits(b.scaled[std::size_t(x)]), x),
+              g.composite(cuda::selection_order_bits(b.scaled[std::size_t(y)]), y));
+  }
+}
+
+// The radix select with the CPU's own statistics keeps exactly dream_filter's tokens.
+TEST(CudaVocabFilterHost, CutMatchesDreamFilter) {
+  struct shape {
+    std::int64_t vocab;
+    std::vector<int> kinds;
+  };
+  const shape shapes[] = {{1, {0, 4}},          {2, {0, 4}},       {7, {0, 1, 4}}, {1000, {0, 1, 2, 3, 4, 5}},
+                          {20000, {0, 1, 2, 3, 5}}, {152064, {0, 1}}};
+  std::vector<char> kept;
+  std::uint32_t seed = 100;
+  int max_passes = 0;
+  for (const shape& sh : shapes) {
+    for (int kind : sh.kinds) {
+      const std::vector<float> row = filter_row(kind, sh.vocab, ++seed);
+      for (float temperature : {1.0f, 0.7f}) {
+        const float inverse_t = 1.0f / temperature;
+        std::vector<float> scaled(row.size());
+        for (std::size_t v = 0; v < row.size(); ++v) scaled[v] = row[v] * inverse_t;
+        vocab_stats all;  // as dream_filter computes it
+        for (std::size_t v = 0; v < scaled.size(); ++v) all.push(scaled[v], std::int32_t(v));
+        for (const sampling_settings& s :
+             filter_settings(temperature, true, {0, 1, 5, 50}, {1.0f, 0.5f, 0.9f, 0.95f, 0.99999994f})) {
+          SCOPED_TRACE("vocab " + std::to_string(sh.vocab) + ", kind " + std::to_string(kind) + ", " + describe(s));
+          cuda::vocab_filter_params f;
+          f.vocab = sh.vocab;
+          f.inverse_temperature = inverse_t;
+          f.top_k = s.top_k;
+          f.top_p = s.top_p < 1.0f;
+          f.top_p_threshold = cuda::filter_mass_threshold(s.top_p);
+          host_filter_engine<float> engine{row.data(), sh.vocab, inverse_t, cuda::detail::filter_geometry_of(sh.vocab),
+                                           &all};
+          const cuda::vocab_cut cut = cuda::detail::filter_cut(engine, f);
+          detail::dream_filter(scaled.data(), sh.vocab, s, kept);
+          int wrong = 0;
+          for (std::int64_t v = 0; v < sh.vocab; ++v) {
+            const bool keeps = cut.keeps(cuda::selection_order_bits(scaled[std::size_t(v)]), std::int32_t(v));
+            if (keeps != bool(kept[std::size_t(v)]) && ++wrong <= 5)
+              ADD_FAILURE() << "token " << v << " (scaled " << scaled[std::size_t(v)] << "): cut "
+                            << (keeps ? "keeps" : "drops") << " it, dream_filter does not";
+          }
+          const int index_passes = (engine.geometry.index_bits + 7) / 8;
+          EXPECT_LE(engine.passes, (f.top_p ? 4 + index_passes : 0) + (f.top_k > 0 ? 4 : 0));
+          max_passes = std::max(max_passes, engine.passes);
+        }
+      }
+    }
+  }
+  std::printf("[   INFO   ] at most %d passes per row after the statistics\n", max_passes);
+}
+
+// The filtered pass, filter kernel and scan, emulated against choose_token.
+template <class T>
+void check_filtered_emulation(std::int64_t vocab, std::int64_t logit_rows, std::int32_t count, std::uint32_t seed,
+                              std::initializer_list<float> temperatures) {
+  const logits_case<T> c = make_case<T>(vocab, logit_rows, count, seed);
+  const counter_rng rng{0xf11ull + seed};
+  std::vector<row_reference> raw;
+  for (std::int32_t i = 0; i < count; ++i)
+    raw.push_back(raw_statistics(c.wide.data() + std::int64_t(c.rows[std::size_t(i)]) * vocab, vocab));
+  std::vector<std::int32_t> tokens(static_cast<std::size_t>(count));
+  std::vector<float> confidence(static_cast<std::size_t>(count));
+  std::vector<unsigned char> workspace(
+      cuda::vocab_pass_workspace_bytes(count, vocab, vocab_pass_variant::split, true) + 16);
+  void* aligned_workspace = workspace.data() + (16 - reinterpret_cast<std::uintptr_t>(workspace.data()) % 16) % 16;
+  int differing = 0, rows_checked = 0, near_ties = 0;
+  for (float temperature : temperatures) {
+    std::vector<filter_basis> bases;
+    for (std::int64_t r = 0; r < logit_rows; ++r)
+      bases.push_back(make_basis(c.wide.data() + r * vocab, vocab, filter_inverse_temperature({temperature})));
+    for (bool on_kept : {false, true}) {
+      for (const sampling_settings& s : filter_settings(temperature, on_kept)) {
+        const std::vector<filter_reference> refs = filter_references(c, bases, raw, s, rng, count, count);
+        for (vocab_pass_variant variant : {vocab_pass_variant::single_block, vocab_pass_variant::split}) {
+          cuda::vocab_pass_params p;
+          cuda::vocab_pass_plan plan;
+          cuda::vocab_filter_params filter;
+          const auto prepare = [&](confidence_metric metric) {
+            const cuda::vocab_pass_options o{s, metric, c.excluded, rng, variant};
+            return cuda::prepare_vocab_pass(c.logits.data(), logit_rows, vocab, c.rows.data(), count,
+                                            c.sites.data(), o, tokens.data(), confidence.data(), aligned_workspace,
+                                            workspace.size() - 16, p, plan, filter);
+          };
+          ASSERT_EQ(prepare(confidence_metric::max_prob), cudaSuccess);
+          const bool filtered = filter.cuts != nullptr;
+          ASSERT_EQ(filtered, cuda::vocab_pass_filters(s));
+          if (filtered) {
+            std::fill_n(reinterpret_cast<unsigned char*>(filter.cuts), std::size_t(count) * sizeof(cuda::vocab_cut),
+                        0xff);
+            emulate_vocab_filter(c.logits.data(), filter);
+          }
+          for (confidence_metric metric : all_metrics) {
+            SCOPED_TRACE(std::string(test::type_name<T>()) + " vocab " + std::to_string(vocab) + ", " + describe(s) +
+                         ", " + to_string(metric) + ", " + variant_name(variant));
+            ASSERT_EQ(prepare(metric), cudaSuccess);
+            std::fill(tokens.begin(), tokens.end(), -2);
+            std::fill(confidence.begin(), confidence.end(), NAN);
+            emulate_vocab_pass(c.logits.data(), p, plan, sampled(s), filter, s.confidence_on_sampling_distribution);
+            differing += compare_filtered(c, bases, raw, s, metric, rng, refs, count, tokens.data(),
+                                          confidence.data(), filtered ? filter.cuts : nullptr,
+                                          /*exact_tokens=*/true, near_ties);
+            rows_checked += count;
+            if (::testing::Test::HasFatalFailure()) return;
+          }
+        }
+      }
+    }
+  }
+  std::printf("[   INFO   ] %s vocab %lld: %d of %d rows took another cut than dream_filter (within float rounding)\n",
+              test::type_name<T>(), static_cast<long long>(vocab), differing, rows_checked);
+}
+
+TEST(CudaVocabPassHost, FilteredEmulationMatchesChooseToken) {
+  check_filtered_emulation<float>(7, 3, 4, 51, {0.0f, 0.7f, 1.0f});
+  check_filtered_emulation<bfloat16>(1001, 4, 5, 52, {0.0f, 0.7f, 1.0f});
+  check_filtered_emulation<float>(1000, 4, 5, 53, {0.0f, 0.7f, 1.0f});
+  check_filtered_emulation<half>(20000, 3, 3, 54, {0.0f, 1.0f});
+  check_filtered_emulation<bfloat16>(152064, 2, 2, 55, {0.7f});
 }
 
 // ---- device tests -------------------------------------------------------------
@@ -569,6 +1165,104 @@ TEST(CudaVocabPass, RowsOutsideTheLogitsGetMinusOneAndNaN) {
       EXPECT_TRUE(std::isnan(confidence[i]));
     }
   }
+}
+
+// ---- filters on the device -----------------------------------------------------
+
+// 64 rows of one vocabulary through every filter setting; the listed rows'
+// first 1, 7 or 64, both variants, three metrics.
+template <class T>
+void check_filters_on_device(std::int64_t vocab, std::uint32_t seed) {
+  constexpr std::int32_t rows = 64;
+  const logits_case<T> c = make_case<T>(vocab, rows, rows, seed);
+  const counter_rng rng{0xf11ull + seed};
+  device_array<T> d_logits;
+  device_array<std::int32_t> d_rows, d_tokens;
+  device_array<draw_site> d_sites;
+  device_array<float> d_confidence;
+  device_array<unsigned char> d_workspace;
+  UNMASK_CUDA_OK(d_logits.upload(c.logits));
+  UNMASK_CUDA_OK(d_rows.upload(c.rows));
+  UNMASK_CUDA_OK(d_sites.upload(c.sites));
+  UNMASK_CUDA_OK(d_tokens.allocate(std::size_t(rows)));
+  UNMASK_CUDA_OK(d_confidence.allocate(std::size_t(rows)));
+  constexpr std::int32_t counts[] = {1, 7, rows};
+  constexpr vocab_pass_variant variants[] = {vocab_pass_variant::single_block, vocab_pass_variant::split};
+  std::size_t workspace_bytes = 0;
+  for (std::int32_t count : counts)
+    for (vocab_pass_variant v : variants)
+      workspace_bytes = std::max(workspace_bytes, cuda::vocab_pass_workspace_bytes(count, vocab, v, true));
+  UNMASK_CUDA_OK(d_workspace.allocate(workspace_bytes));
+  std::vector<row_reference> raw;
+  for (std::int32_t i = 0; i < rows; ++i)
+    raw.push_back(raw_statistics(c.wide.data() + std::int64_t(c.rows[std::size_t(i)]) * vocab, vocab));
+  std::vector<std::int32_t> tokens;
+  std::vector<float> confidence;
+  std::vector<cuda::vocab_cut> cuts;
+  int differing = 0, near_ties = 0, rows_checked = 0;
+  for (float temperature : {0.0f, 0.7f, 1.0f}) {
+    std::vector<filter_basis> bases;
+    for (std::int64_t r = 0; r < rows; ++r)
+      bases.push_back(make_basis(c.wide.data() + r * vocab, vocab, filter_inverse_temperature({temperature})));
+    for (bool on_kept : {false, true}) {
+      for (const sampling_settings& s : filter_settings(temperature, on_kept)) {
+        const std::vector<filter_reference> refs = filter_references(c, bases, raw, s, rng, rows, /*cpu_rows=*/7);
+        for (std::int32_t count : counts) {
+          for (vocab_pass_variant variant : variants) {
+            for (confidence_metric metric :
+                 {confidence_metric::max_prob, confidence_metric::margin, confidence_metric::neg_entropy}) {
+              SCOPED_TRACE(std::string(test::type_name<T>()) + " vocab " + std::to_string(vocab) + ", " +
+                           std::to_string(count) + " rows, " + describe(s) + ", " + to_string(metric) + ", " +
+                           variant_name(variant));
+              UNMASK_CUDA_OK(d_tokens.poison());
+              UNMASK_CUDA_OK(d_confidence.poison());
+              UNMASK_CUDA_OK(d_workspace.poison());
+              const cuda::vocab_pass_options o{s, metric, c.excluded, rng, variant};
+              UNMASK_CUDA_OK(cuda::vocab_pass(d_logits.data, rows, vocab, d_rows.data, count, d_sites.data, o,
+                                              d_tokens.data, d_confidence.data, d_workspace.data, workspace_bytes,
+                                              nullptr));
+              UNMASK_CUDA_OK(cudaDeviceSynchronize());
+              UNMASK_CUDA_OK(d_tokens.download(tokens));
+              UNMASK_CUDA_OK(d_confidence.download(confidence));
+              const bool filtered = cuda::vocab_pass_filters(s);
+              if (filtered) {
+                cuts.resize(std::size_t(count));
+                UNMASK_CUDA_OK(cudaMemcpy(cuts.data(),
+                                          d_workspace.data + cuda::vocab_pass_cuts_offset(count, vocab, variant),
+                                          cuts.size() * sizeof(cuda::vocab_cut), cudaMemcpyDeviceToHost));
+              }
+              differing += compare_filtered(c, bases, raw, s, metric, rng, refs, count, tokens.data(),
+                                            confidence.data(), filtered ? cuts.data() : nullptr,
+                                            /*exact_tokens=*/false, near_ties);
+              rows_checked += count;
+              if (::testing::Test::HasFatalFailure()) return;
+            }
+          }
+        }
+      }
+    }
+  }
+  std::printf("[   INFO   ] %s vocab %lld: %d of %d rows took another cut than dream_filter (within float "
+              "rounding), %d sampled near ties\n",
+              test::type_name<T>(), static_cast<long long>(vocab), differing, rows_checked, near_ties);
+}
+
+TEST(CudaVocabPass, FiltersMatchChooseTokenSmallVocabulary) {
+  UNMASK_REQUIRE_DEVICE();
+  check_filters_on_device<float>(1000, 61);
+  check_filters_on_device<bfloat16>(1000, 62);
+}
+
+TEST(CudaVocabPass, FiltersMatchChooseTokenLladaVocabulary) {
+  UNMASK_REQUIRE_DEVICE();
+  check_filters_on_device<float>(126464, 63);
+  check_filters_on_device<bfloat16>(126464, 64);
+}
+
+TEST(CudaVocabPass, FiltersMatchChooseTokenQwenVocabulary) {
+  UNMASK_REQUIRE_DEVICE();
+  check_filters_on_device<float>(152064, 65);
+  check_filters_on_device<bfloat16>(152064, 66);
 }
 
 }  // namespace

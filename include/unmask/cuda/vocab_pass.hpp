@@ -2,8 +2,9 @@
 //
 // The fused vocabulary pass: for each listed row of logits (logit_rows,
 // vocab), one read of the row gives the token to propose and its confidence,
-// the GPU twin of unmask::choose_token for sampling settings without top-k /
-// top-p. Every element updates two per-thread states: an online-softmax
+// the GPU twin of unmask::choose_token (with Dream's top-k / top-p filters,
+// a first kernel finds each row's cut; see below). Every element updates two
+// per-thread states: an online-softmax
 // unmask::vocab_stats (max, runner-up, sum e^(l-m), sum e^(l-m)(l-m); see
 // unmask/policy/vocab_stats.hpp and ../shared/SPEC.md section 3) and a
 // token_candidate (unmask/cuda/argmax.hpp) keyed by
@@ -43,10 +44,31 @@
 // only at near ties, where the device's logf and the host's differ in the
 // last ulp.
 //
-// Not supported on the GPU yet: top-k / top-p filtering (Dream's filters);
-// the launcher returns cudaErrorNotSupported when the settings ask for them.
+// Dream's filters (sampling_settings::filters(): top_k > 0 or top_p < 1),
+// where choose_token applies them: at T > 0, and at T = 0 only when the
+// confidence is on the sampling distribution (else the argmax is the token
+// and the filters change nothing). vocab_filter_kernel (unmask/cuda/
+// vocab_filter.hpp) first writes each listed row's cut, its last kept token
+// in the order of the scaled logits l * (1 / T), into the workspace, one
+// block per row (radix select: about 6 to 12 reads of the row, from L2);
+// then either variant scans as above with a template flag that tests each
+// element against its row's cut (the filtered instances take a
+// filtered_vocab_pass_params; the unfiltered ones, their parameters included,
+// do not change): removed tokens are never candidates, and with
+// confidence_on_sampling_distribution only the kept tokens enter the
+// statistics (the confidence on the filtered, tempered distribution), else
+// all of them, raw. Filtered tokens equal the CPU's for the same cut (up to
+// the sampling near ties above); the cut itself is the CPU's except where
+// the top-p mass before a token is within float rounding of p (the two sum
+// the softmax normalisation in different orders); see vocab_filter.hpp.
+// Workspace: vocab_pass_workspace_bytes(count, vocab, variant,
+// /*filtered=*/true) adds count vocab_cuts after the split partials, at
+// vocab_pass_cuts_offset.
+//
 // A listed row index outside [0, logit_rows) gets token -1 and a NaN
-// confidence; a row whose every candidate logit is -inf or NaN gets token -1.
+// confidence; a row whose every candidate logit is -inf or NaN gets token -1,
+// and so does a row whose filters keep no token but the excluded one (where
+// choose_token throws).
 #pragma once
 
 #include <cub/block/block_reduce.cuh>
@@ -54,9 +76,12 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "unmask/cuda/argmax.hpp"
+#include "unmask/cuda/selection.hpp"
 #include "unmask/cuda/vector_io.hpp"
+#include "unmask/cuda/vocab_filter.hpp"
 #include "unmask/policy/confidence.hpp"
 #include "unmask/policy/sampling.hpp"
 #include "unmask/policy/vocab_stats.hpp"
@@ -98,7 +123,7 @@ struct merge_vocab_partials {
 };
 
 struct vocab_pass_options {
-  sampling_settings sampling;  // top_k / top_p must be off
+  sampling_settings sampling;
   confidence_metric metric = confidence_metric::max_prob;
   std::int32_t excluded_token = -1;  // the mask id; -1 excludes nothing
   counter_rng rng;
@@ -134,11 +159,25 @@ inline vocab_pass_plan plan_vocab_pass(std::int64_t count, std::int64_t vocab,
   return plan;
 }
 
-// Bytes of workspace vocab_pass needs for `count` listed rows (0 when it runs single-block).
-inline std::size_t vocab_pass_workspace_bytes(std::int64_t count, std::int64_t vocab,
-                                              vocab_pass_variant variant = vocab_pass_variant::automatic) {
+// Where the cuts start in the workspace: after the split partials, rounded up to 16 bytes.
+inline std::size_t vocab_pass_cuts_offset(std::int64_t count, std::int64_t vocab,
+                                          vocab_pass_variant variant = vocab_pass_variant::automatic) {
   const vocab_pass_plan plan = plan_vocab_pass(count, vocab, variant);
-  return plan.split ? std::size_t(count) * std::size_t(plan.splits) * sizeof(vocab_partial) : 0;
+  const std::size_t partials = plan.split ? std::size_t(count) * std::size_t(plan.splits) * sizeof(vocab_partial) : 0;
+  return (partials + 15u) / 16u * 16u;
+}
+
+// Bytes of workspace vocab_pass needs for `count` listed rows: the split
+// partials (none single-block) and, with `filtered` (pass
+// options.sampling.filters()), one vocab_cut per listed row after them.
+// Without filters it is 0 when the pass runs single-block.
+inline std::size_t vocab_pass_workspace_bytes(std::int64_t count, std::int64_t vocab,
+                                              vocab_pass_variant variant = vocab_pass_variant::automatic,
+                                              bool filtered = false) {
+  const vocab_pass_plan plan = plan_vocab_pass(count, vocab, variant);
+  const std::size_t partials = plan.split ? std::size_t(count) * std::size_t(plan.splits) * sizeof(vocab_partial) : 0;
+  if (!filtered || count <= 0) return partials;
+  return vocab_pass_cuts_offset(count, vocab, variant) + std::size_t(count) * sizeof(vocab_cut);
 }
 
 // Everything a vocab pass kernel reads besides the logits.
@@ -156,6 +195,18 @@ struct vocab_pass_params {
   std::int32_t* tokens = nullptr;      // (count)
   float* confidence = nullptr;         // (count)
 };
+
+// What the filtered scan kernels read besides: the cuts, and whether only
+// the kept tokens enter the statistics (confidence on the sampling
+// distribution). A separate type, so the unfiltered kernels' parameters stay
+// as they were.
+struct filtered_vocab_pass_params : vocab_pass_params {
+  const vocab_cut* cuts = nullptr;  // (count)
+  bool stats_on_kept = false;
+};
+
+template <bool Filtered>
+using vocab_scan_params = std::conditional_t<Filtered, filtered_vocab_pass_params, vocab_pass_params>;
 
 // The four lanes counter_rng::bits(purpose, sequence, step, position, v)
 // returns for v = 4 * group .. 4 * group + 3: one Philox block, same counter
@@ -204,17 +255,26 @@ UNMASK_HOST_DEVICE bool row_valid(const vocab_pass_params& p, std::int32_t row) 
   return row >= 0 && std::int64_t(row) < p.logit_rows;
 }
 
-// Thread `thread`'s partial over elements [begin, end) of one row.
-template <int Block, bool Sampled, class T>
+// Thread `thread`'s partial over elements [begin, end) of one row. Filtered:
+// tokens outside `cut` (in the order of l * inverse_temperature) are never
+// candidates, and with stats_on_kept they are left out of the statistics.
+template <int Block, bool Sampled, bool Filtered = false, class T>
 UNMASK_HOST_DEVICE vocab_partial scan_vocab(const T* row, std::int64_t begin, std::int64_t end, int thread,
-                                            const vocab_pass_params& p, const draw_site& site) {
+                                            const vocab_pass_params& p, const draw_site& site,
+                                            const vocab_cut& cut = vocab_cut::all(), bool stats_on_kept = false) {
   vocab_partial mine;
   [[maybe_unused]] token_noise noise{p.rng, site};
   constexpr int unroll = Sampled ? vocab_pass_sampled_unroll : vocab_pass_unroll;
   scan_range<Block, unroll, true>(row + begin, end - begin, begin, thread, [&](float l, std::int64_t index) {
     const std::int32_t v = std::int32_t(index);
     const float s = mul_rn(l, p.stats_scale);
-    mine.stats.push(s, v);
+    if constexpr (Filtered) {
+      const bool kept = cut.keeps(selection_order_bits(mul_rn(l, p.inverse_temperature)), v);
+      if (kept || !stats_on_kept) mine.stats.push(s, v);
+      if (!kept) return;
+    } else {
+      mine.stats.push(s, v);
+    }
     if (v == p.excluded_token) return;
     if constexpr (Sampled) mine.best.consider(add_rn(mul_rn(l, p.inverse_temperature), noise(std::uint32_t(v))), v, s);
     else mine.best.consider(l, v, s);
@@ -240,18 +300,24 @@ UNMASK_HOST_DEVICE void finish_row(const vocab_partial& all, bool valid, const v
 
 }  // namespace detail
 
-// Single-block variant: block i reduces listed row i.
-template <class T, int Block, bool Sampled>
-__global__ void __launch_bounds__(Block) vocab_pass_kernel(const T* logits, vocab_pass_params p) {
+// Single-block variant: block i reduces listed row i (Filtered: within the cut
+// the filter kernel wrote for it).
+template <class T, int Block, bool Sampled, bool Filtered = false>
+__global__ void __launch_bounds__(Block) vocab_pass_kernel(const T* logits, vocab_scan_params<Filtered> p) {
   static_assert(is_element_v<T>, "element type must be float, unmask::half or unmask::bfloat16");
   static_assert(Block % 32 == 0, "whole warps");
   const std::int32_t i = std::int32_t(blockIdx.x);
   const std::int32_t row = p.rows[i];
   const bool valid = detail::row_valid(p, row);  // uniform across the block
   vocab_partial mine;
-  if (valid)
-    mine = detail::scan_vocab<Block, Sampled>(logits + std::int64_t(row) * p.vocab, 0, p.vocab, int(threadIdx.x), p,
-                                              detail::site_of(p, i));
+  if (valid) {
+    const T* x = logits + std::int64_t(row) * p.vocab;
+    if constexpr (Filtered)
+      mine = detail::scan_vocab<Block, Sampled, true>(x, 0, p.vocab, int(threadIdx.x), p, detail::site_of(p, i),
+                                                      p.cuts[i], p.stats_on_kept);
+    else
+      mine = detail::scan_vocab<Block, Sampled>(x, 0, p.vocab, int(threadIdx.x), p, detail::site_of(p, i));
+  }
   using reduce = cub::BlockReduce<vocab_partial, Block>;
   __shared__ typename reduce::TempStorage storage;
   const vocab_partial all = reduce(storage).Reduce(mine, merge_vocab_partials{});
@@ -260,9 +326,9 @@ __global__ void __launch_bounds__(Block) vocab_pass_kernel(const T* logits, voca
 
 // Split variant, phase 1: block (i, s) reduces chunk s of listed row i into
 // partials[i * gridDim.y + s].
-template <class T, int Block, bool Sampled>
-__global__ void __launch_bounds__(Block)
-    vocab_pass_split_kernel(const T* logits, vocab_pass_params p, std::int64_t chunk, vocab_partial* partials) {
+template <class T, int Block, bool Sampled, bool Filtered = false>
+__global__ void __launch_bounds__(Block) vocab_pass_split_kernel(const T* logits, vocab_scan_params<Filtered> p,
+                                                                 std::int64_t chunk, vocab_partial* partials) {
   static_assert(is_element_v<T>, "element type must be float, unmask::half or unmask::bfloat16");
   static_assert(Block % 32 == 0, "whole warps");
   const std::int32_t i = std::int32_t(blockIdx.x);
@@ -271,9 +337,14 @@ __global__ void __launch_bounds__(Block)
   const std::int64_t begin = split * chunk;
   const std::int64_t end = begin + chunk < p.vocab ? begin + chunk : p.vocab;
   vocab_partial mine;
-  if (detail::row_valid(p, row) && begin < end)
-    mine = detail::scan_vocab<Block, Sampled>(logits + std::int64_t(row) * p.vocab, begin, end, int(threadIdx.x), p,
-                                              detail::site_of(p, i));
+  if (detail::row_valid(p, row) && begin < end) {
+    const T* x = logits + std::int64_t(row) * p.vocab;
+    if constexpr (Filtered)
+      mine = detail::scan_vocab<Block, Sampled, true>(x, begin, end, int(threadIdx.x), p, detail::site_of(p, i),
+                                                      p.cuts[i], p.stats_on_kept);
+    else
+      mine = detail::scan_vocab<Block, Sampled>(x, begin, end, int(threadIdx.x), p, detail::site_of(p, i));
+  }
   using reduce = cub::BlockReduce<vocab_partial, Block>;
   __shared__ typename reduce::TempStorage storage;
   const vocab_partial all = reduce(storage).Reduce(mine, merge_vocab_partials{});
@@ -293,15 +364,21 @@ __global__ void __launch_bounds__(Block)
 
 namespace detail {
 
-template <bool Sampled, class T>
-cudaError_t launch_vocab_pass(const T* logits, const vocab_pass_params& p, const vocab_pass_plan& plan,
-                              vocab_partial* partials, cudaStream_t stream) {
+// Filtered: p is a filtered_vocab_pass_params, and the filter kernel runs first.
+template <bool Sampled, bool Filtered, class T>
+cudaError_t launch_vocab_pass(const T* logits, const vocab_scan_params<Filtered>& p, const vocab_pass_plan& plan,
+                              const vocab_filter_params& filter, vocab_partial* partials, cudaStream_t stream) {
+  if constexpr (Filtered) {
+    const cudaError_t error = launch_vocab_filter(logits, filter, stream);
+    if (error != cudaSuccess) return error;
+  }
   if (!plan.split) {
-    vocab_pass_kernel<T, vocab_pass_block, Sampled><<<unsigned(p.count), vocab_pass_block, 0, stream>>>(logits, p);
+    vocab_pass_kernel<T, vocab_pass_block, Sampled, Filtered>
+        <<<unsigned(p.count), vocab_pass_block, 0, stream>>>(logits, p);
     return launch_result();
   }
   const dim3 grid(static_cast<unsigned>(p.count), static_cast<unsigned>(plan.splits));
-  vocab_pass_split_kernel<T, vocab_pass_block, Sampled>
+  vocab_pass_split_kernel<T, vocab_pass_block, Sampled, Filtered>
       <<<grid, vocab_pass_block, 0, stream>>>(logits, p, plan.chunk, partials);
   const cudaError_t error = launch_result();
   if (error != cudaSuccess) return error;
@@ -313,17 +390,25 @@ cudaError_t launch_vocab_pass(const T* logits, const vocab_pass_params& p, const
 
 }  // namespace detail
 
-// Checks vocab_pass's arguments and fills the kernel parameters and the
-// plan, everything vocab_pass does before launching (tests run the kernels'
+// Whether vocab_pass applies the filters of `s`: choose_token applies them
+// when sampling, and at temperature 0 only with the confidence on the
+// sampling distribution (the argmax is always kept).
+inline bool vocab_pass_filters(const sampling_settings& s) {
+  return s.filters() && (s.temperature > 0.0f || s.confidence_on_sampling_distribution);
+}
+
+// Checks vocab_pass's arguments and fills the kernel parameters, the plan
+// and, when the pass is filtered (vocab_pass_filters), the filter kernel's
+// parameters with the cuts in the workspace (else filter.cuts is null):
+// everything vocab_pass does before launching (tests run the kernels'
 // per-thread code on the host with the same parameters). Returns
-// cudaErrorInvalidValue for bad sizes, pointers or settings and
-// cudaErrorNotSupported for top-k / top-p; with count == 0 it returns
-// cudaSuccess and there is nothing to launch.
+// cudaErrorInvalidValue for bad sizes, pointers or settings; with count == 0
+// it returns cudaSuccess and there is nothing to launch.
 inline cudaError_t prepare_vocab_pass(const void* logits, std::int64_t logit_rows, std::int64_t vocab,
                                       const std::int32_t* rows, std::int32_t count, const draw_site* sites,
                                       const vocab_pass_options& options, std::int32_t* tokens, float* confidence,
-                                      const void* workspace, std::size_t workspace_bytes, vocab_pass_params& p,
-                                      vocab_pass_plan& plan) {
+                                      void* workspace, std::size_t workspace_bytes, vocab_pass_params& p,
+                                      vocab_pass_plan& plan, vocab_filter_params& filter) {
   const sampling_settings& s = options.sampling;
   if (logit_rows < 0 || vocab < 1 || vocab > INT32_MAX || count < 0) return cudaErrorInvalidValue;
   if (!(s.temperature >= 0.0f) || !std::isfinite(s.temperature) || s.top_k < 0 || !(s.top_p > 0.0f && s.top_p <= 1.0f))
@@ -334,15 +419,17 @@ inline cudaError_t prepare_vocab_pass(const void* logits, std::int64_t logit_row
   if (options.variant != vocab_pass_variant::automatic && options.variant != vocab_pass_variant::single_block &&
       options.variant != vocab_pass_variant::split)
     return cudaErrorInvalidValue;
-  if (s.filters()) return cudaErrorNotSupported;
   const bool sampled = s.temperature > 0.0f;
+  const bool filtered = vocab_pass_filters(s);
   p = vocab_pass_params{};
+  filter = vocab_filter_params{};
   plan = plan_vocab_pass(count, vocab, options.variant);
   if (count == 0) return cudaSuccess;
   if (logits == nullptr || rows == nullptr || tokens == nullptr || confidence == nullptr) return cudaErrorInvalidValue;
   if (sites == nullptr && (sampled || options.metric == confidence_metric::random)) return cudaErrorInvalidValue;
-  if (plan.split && (workspace == nullptr || !is_aligned(workspace, 16) ||
-                     workspace_bytes < vocab_pass_workspace_bytes(count, vocab, options.variant)))
+  if ((plan.split || filtered) &&
+      (workspace == nullptr || !is_aligned(workspace, 16) ||
+       workspace_bytes < vocab_pass_workspace_bytes(count, vocab, options.variant, filtered)))
     return cudaErrorInvalidValue;
   p.logit_rows = logit_rows;
   p.vocab = vocab;
@@ -356,18 +443,32 @@ inline cudaError_t prepare_vocab_pass(const void* logits, std::int64_t logit_row
   p.excluded_token = options.excluded_token;
   p.tokens = tokens;
   p.confidence = confidence;
+  if (filtered) {
+    vocab_filter_params& f = filter;
+    f.logit_rows = logit_rows;
+    f.vocab = vocab;
+    f.rows = rows;
+    f.count = count;
+    f.inverse_temperature = p.inverse_temperature;  // the filters order l / T (l at T = 0)
+    f.top_k = s.top_k;
+    f.top_p = s.top_p < 1.0f;
+    f.top_p_threshold = filter_mass_threshold(s.top_p);
+    f.cuts = reinterpret_cast<vocab_cut*>(static_cast<unsigned char*>(workspace) +
+                                          vocab_pass_cuts_offset(count, vocab, options.variant));
+  }
   return cudaSuccess;
 }
 
 // For i < count: tokens[i], confidence[i] of row rows[i] of logits
 // (logit_rows, vocab), as unmask::choose_token(logits + rows[i] * vocab,
 // vocab, options.sampling, options.metric, options.excluded_token,
-// options.rng, sites[i]) returns them. `sites` may be null at temperature 0
-// with a metric other than random. `workspace` holds at least
-// vocab_pass_workspace_bytes(count, vocab, options.variant) bytes, aligned
+// options.rng, sites[i]) returns them (top-k / top-p included; see the notes
+// above on the cut). `sites` may be null at temperature 0 with a metric
+// other than random. `workspace` holds at least vocab_pass_workspace_bytes(
+// count, vocab, options.variant, options.sampling.filters()) bytes, aligned
 // to 16 (it may be null when that is 0), and is not in use by a pass on
 // another stream. Returns cudaErrorInvalidValue for bad sizes, pointers or
-// settings, cudaErrorNotSupported for top-k / top-p, else the launch error.
+// settings, else the launch error.
 template <class T>
 cudaError_t vocab_pass(const T* logits, std::int64_t logit_rows, std::int64_t vocab, const std::int32_t* rows,
                        std::int32_t count, const draw_site* sites, const vocab_pass_options& options,
@@ -376,12 +477,22 @@ cudaError_t vocab_pass(const T* logits, std::int64_t logit_rows, std::int64_t vo
   static_assert(is_element_v<T>, "element type must be float, unmask::half or unmask::bfloat16");
   vocab_pass_params p;
   vocab_pass_plan plan;
+  vocab_filter_params filter;
   const cudaError_t error = prepare_vocab_pass(logits, logit_rows, vocab, rows, count, sites, options, tokens,
-                                               confidence, workspace, workspace_bytes, p, plan);
+                                               confidence, workspace, workspace_bytes, p, plan, filter);
   if (error != cudaSuccess || p.count == 0) return error;
   vocab_partial* partials = static_cast<vocab_partial*>(workspace);
-  return options.sampling.temperature > 0.0f ? detail::launch_vocab_pass<true>(logits, p, plan, partials, stream)
-                                             : detail::launch_vocab_pass<false>(logits, p, plan, partials, stream);
+  const bool sampled = options.sampling.temperature > 0.0f;
+  if (filter.cuts != nullptr) {
+    filtered_vocab_pass_params fp;
+    static_cast<vocab_pass_params&>(fp) = p;
+    fp.cuts = filter.cuts;
+    fp.stats_on_kept = options.sampling.confidence_on_sampling_distribution;
+    return sampled ? detail::launch_vocab_pass<true, true>(logits, fp, plan, filter, partials, stream)
+                   : detail::launch_vocab_pass<false, true>(logits, fp, plan, filter, partials, stream);
+  }
+  return sampled ? detail::launch_vocab_pass<true, false>(logits, p, plan, filter, partials, stream)
+                 : detail::launch_vocab_pass<false, false>(logits, p, plan, filter, partials, stream);
 }
 
 }  // namespace unmask::cuda

@@ -2,8 +2,8 @@
 // against the host loops the CPU backend runs (unmask/decode/
 // resident_state.hpp): draw sites, the compaction of masked block rows into
 // commit candidates (blocks longer than one thread tile, empty and full
-// blocks, sequences at different canvas offsets), and the advance of the
-// step counters. Outputs poisoned before each run; results equal exactly.
+// blocks, sequences at different canvas offsets, rows proposing -1), and
+// the advance of the step counters. Outputs poisoned before each run; results equal exactly.
 // Device tests skip without a GPU; the argument checks run everywhere.
 #include <gtest/gtest.h>
 
@@ -51,7 +51,7 @@ std::vector<std::int64_t> fields(const std::vector<resident_sequence>& v) {
   std::vector<std::int64_t> out;
   for (const resident_sequence& q : v)
     out.insert(out.end(),
-               {q.canvas_offset, q.block_begin, q.id, q.rng_step, q.block_step, q.initial_masks, q.committed});
+               {q.canvas_offset, q.block_begin, q.id, q.rng_step, q.block_step, q.initial_masks, q.committed, q.failed});
   return out;
 }
 
@@ -89,6 +89,8 @@ TEST(CudaResidentStep, KernelsMatchTheHostLoops) {
       proposed[std::size_t(r)] = std::int32_t(rng() % 1000);
       confidence[std::size_t(r)] = float(rng() % 1000) / 1000.0f;
     }
+    proposed[std::size_t(4 * length + length / 2)] = -1;  // sequence 4: a row without a proposal (masked or not)
+    proposed[std::size_t(0)] = -1;                         // sequence 0: every row is masked, so it fails
     // Host.
     std::vector<draw_site> sites(static_cast<std::size_t>(rows));
     detail::resident_sites_host(seqs.data(), n, length, sites.data());
@@ -102,6 +104,8 @@ TEST(CudaResidentStep, KernelsMatchTheHostLoops) {
     for (std::int64_t s = 0; s < n; ++s) committed[std::size_t(s)] = selection[std::size_t(s)].candidate_count / 2;
     std::vector<resident_sequence> advanced = seqs;
     detail::resident_advance_host(advanced.data(), selection.data(), committed.data(), n, remaining.data());
+    ASSERT_EQ(advanced[0].failed, 1);  // the -1 proposal in an all-masked block
+    ASSERT_EQ(advanced[1].failed, 0);  // no masked rows
 
     // Device.
     device_array<resident_sequence> d_seqs;

@@ -44,6 +44,25 @@ class argument_error : public error {
   using error::error;
 };
 
+// A GPU operation failed (a CUDA or cuBLAS call, or a kernel's result such
+// as a row without a finite logit); what() names the operation. code() is
+// the cudaError_t or cublasStatus_t value (0 when the failure is unmask's
+// own finding). Thrown by the CUDA backend (unmask/cuda/error.hpp).
+class device_error : public error {
+ public:
+  device_error(const std::string& message, int code) : error(message), code_(code) {}
+  int code() const { return code_; }
+
+ private:
+  int code_;
+};
+
+// A device allocation failed.
+class device_memory_error : public device_error {
+ public:
+  using device_error::device_error;
+};
+
 // Joins the arguments with operator<< into one string.
 template <class... Parts>
 std::string concat(Parts&&... parts) {

@@ -140,7 +140,7 @@ struct cpu_backend {
   }
   // Runs one step (the CUDA backend records it as a graph and replays it).
   template <class Step>
-  void run_step(Step&& step, std::uint64_t) const {
+  void run_step(Step&& step, std::uint64_t, std::uint64_t) const {
     step();
   }
 };

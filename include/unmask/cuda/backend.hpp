@@ -13,9 +13,9 @@
 // cuda_backend_f32, which the end-to-end tests use to compare tokens with the
 // CPU); every kernel accumulates in fp32, GEMMs go through cuBLASLt with fp32
 // accumulation and logits come out in fp32. Token choice runs the fused
-// vocabulary pass on the device, and only (token, confidence) per masked row
-// crosses to the host; Dream's top-k / top-p filters, which the pass does not
-// implement yet, fall back to the host choose_token on downloaded rows.
+// vocabulary pass on the device (Dream's top-k / top-p filters included), and
+// only (token, confidence) per masked row crosses to the host; resident
+// decoding keeps even those on the device.
 // Every CUDA or cuBLAS failure throws device_error naming the operation;
 // failed allocations throw device_memory_error with the size asked for.
 #pragma once
@@ -178,20 +178,14 @@ class cuda_backend_of {
                      const draw_site* sites, token_choice* out) const {
     if (count <= 0) return;
     state& s = *state_;
-    if (sampling.filters()) {  // Dream's top-k / top-p: on the host until the pass implements them
-      s.host_logits.resize(std::size_t(count * vocab));
-      download(logits, s.host_logits.size(), s.host_logits.data());
-      for (std::int64_t i = 0; i < count; ++i)
-        out[i] = unmask::choose_token(s.host_logits.data() + i * vocab, vocab, sampling, metric, excluded, rng, sites[i]);
-      return;
-    }
     s.host_rows.resize(std::size_t(count));
     for (std::int64_t i = 0; i < count; ++i) s.host_rows[std::size_t(i)] = std::int32_t(i);
     upload(s.host_rows.data(), s.host_rows.size(), s.rows);
     upload(sites, std::size_t(count), s.sites);
     s.tokens.reserve_at_least(std::size_t(count));
     s.confidence.reserve_at_least(std::size_t(count));
-    s.workspace.reserve_at_least(cuda::vocab_pass_workspace_bytes(count, vocab));
+    s.workspace.reserve_at_least(cuda::vocab_pass_workspace_bytes(count, vocab, cuda::vocab_pass_variant::automatic,
+                                                                  cuda::vocab_pass_filters(sampling)));
     cuda::vocab_pass_options options;
     options.sampling = sampling;
     options.metric = metric;
@@ -210,7 +204,8 @@ class cuda_backend_of {
     for (std::int64_t i = 0; i < count; ++i) {
       out[i] = {s.host_tokens[std::size_t(i)], s.host_confidence[std::size_t(i)]};
       if (out[i].token < 0)
-        throw device_error(concat("vocabulary pass: row ", i, " has no finite logit to choose from"),
+        throw device_error(concat("vocabulary pass: row ", i, " has no token to choose (no finite logit, or the ",
+                                  "filters kept only the excluded token)"),
                            int(cudaErrorInvalidValue));
     }
   }
@@ -228,12 +223,10 @@ class cuda_backend_of {
     if (std::int64_t(s.identity.size()) < count) {
       std::vector<std::int32_t> rows(static_cast<std::size_t>(count));
       for (std::int64_t i = 0; i < count; ++i) rows[std::size_t(i)] = std::int32_t(i);
-      s.identity.resize(std::size_t(count));
-      cuda::check(cudaMemcpy(s.identity.data(), rows.data(), rows.size() * sizeof(std::int32_t),
-                             cudaMemcpyHostToDevice),
-                  "uploading row indices");
+      upload(rows.data(), rows.size(), s.identity);  // on the stream, ordered before the pass
     }
-    s.resident_workspace.reserve_at_least(cuda::vocab_pass_workspace_bytes(count, vocab));
+    s.resident_workspace.reserve_at_least(cuda::vocab_pass_workspace_bytes(
+        count, vocab, cuda::vocab_pass_variant::automatic, cuda::vocab_pass_filters(sampling)));
     cuda::vocab_pass_options options;
     options.sampling = sampling;
     options.metric = metric;
@@ -265,19 +258,30 @@ class cuda_backend_of {
   // Runs one step: eagerly the first time a shape (key) is seen, which
   // builds GEMM plans and loads the kernels; captured as a CUDA graph the
   // second time and replayed from then on (options.graphs off: always eager).
+  // `owner` (a number unique to the calling object) and `shape` identify the buffers and sizes
+  // the step uses: a graph replays only for the same pair. A capture that
+  // fails (an operation that cannot be captured) turns graphs off for this
+  // backend and runs the step eagerly instead.
   template <class Step>
-  void run_step(Step&& step, std::uint64_t key) const {
+  void run_step(Step&& step, std::uint64_t owner, std::uint64_t shape) const {
     state& s = *state_;
-    if (!s.options.graphs || s.options.synchronous) return step();
-    if (key != s.graph_key) {
-      s.graph_key = key;
+    if (!s.options.graphs || s.options.synchronous || s.graphs_failed) return step();
+    if (owner != s.graph_owner || shape != s.graph_shape) {
+      s.graph_owner = owner;
+      s.graph_shape = shape;
       s.graph_seen = 0;
       s.graph.reset();
     }
     if (s.graph_seen++ == 0) return step();
     if (!s.graph) {
-      s.graph = std::make_unique<cuda::step_graph>(s.stream);
-      s.graph->capture(step);
+      auto graph = std::make_unique<cuda::step_graph>(s.stream);
+      try {
+        graph->capture(step);
+      } catch (const device_error&) {
+        s.graphs_failed = true;
+        return step();
+      }
+      s.graph = std::move(graph);
     }
     s.graph->replay();
   }
@@ -296,12 +300,14 @@ class cuda_backend_of {
     buffer<float> confidence;
     buffer<unsigned char> workspace;
     std::vector<std::int32_t> host_rows, host_tokens;
-    std::vector<float> host_confidence, host_logits;
+    std::vector<float> host_confidence;
     buffer<std::int32_t> identity;
     buffer<unsigned char> resident_workspace;
     std::unique_ptr<cuda::step_graph> graph;
-    std::uint64_t graph_key = ~std::uint64_t(0);
+    std::uint64_t graph_owner = 0;
+    std::uint64_t graph_shape = 0;
     int graph_seen = 0;
+    bool graphs_failed = false;
 
     state() = default;
     state(const state&) = delete;
@@ -335,8 +341,11 @@ class cuda_backend_of {
       for (std::size_t i = 0; i < n; ++i) converted[i] = cuda::from_float<Activation>(load_as_float(t.data, t.type, i));
       source = converted.data();
     }
-    cuda::check(cudaMemcpy(device.data(), source, n * sizeof(Activation), cudaMemcpyHostToDevice),
+    // On the backend's stream (a non-blocking stream does not wait for the legacy one).
+    cuda::check(cudaMemcpyAsync(device.data(), source, n * sizeof(Activation), cudaMemcpyHostToDevice,
+                                state_->stream),
                 concat("uploading weight ", t.name));
+    if (!converted.empty()) synchronize();  // `converted` is freed on return
     state_->weight_bytes += n * sizeof(Activation);
     state_->weights.emplace(t.data, std::move(device));
   }

@@ -22,22 +22,6 @@
 
 namespace unmask {
 
-// A CUDA or cuBLAS call failed; what() names the operation and the CUDA error.
-class device_error : public error {
- public:
-  device_error(const std::string& message, int code) : error(message), code_(code) {}
-  int code() const { return code_; }  // the cudaError_t or cublasStatus_t value
-
- private:
-  int code_;
-};
-
-// A device allocation failed.
-class device_memory_error : public device_error {
- public:
-  using device_error::device_error;
-};
-
 namespace cuda {
 
 // Throws device_error naming `operation` unless `status` is cudaSuccess. A

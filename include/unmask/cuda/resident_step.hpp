@@ -42,6 +42,9 @@ __global__ void __launch_bounds__(resident_block)
   const std::int32_t s = std::int32_t(blockIdx.x);
   const resident_sequence seq = seqs[s];
   const std::int64_t first = std::int64_t(s) * block_length;
+  __shared__ int invalid;  // a masked row proposed -1 (see resident_state.hpp)
+  if (threadIdx.x == 0) invalid = 0;
+  __syncthreads();
   std::int32_t found = 0;  // candidates in earlier tiles (the same in every thread)
   for (std::int32_t base = 0; base < block_length; base += resident_block) {
     const std::int32_t r = base + std::int32_t(threadIdx.x);
@@ -54,11 +57,12 @@ __global__ void __launch_bounds__(resident_block)
       positions[c] = seq.block_begin + r;
       tokens[c] = proposed[first + r];
       confidences[c] = confidence[first + r];
+      if (proposed[first + r] < 0) atomicOr(&invalid, 1);
     }
     found += tile_total;
     __syncthreads();  // the scan's storage is reused by the next tile
   }
-  if (threadIdx.x == 0) selection[s] = resident_selection(seq, s, block_length, found, steps);
+  if (threadIdx.x == 0) selection[s] = resident_selection(seq, s, block_length, invalid ? -1 : found, steps);
 }
 
 __global__ void resident_advance_kernel(resident_sequence* seqs, const selection_sequence* selection,

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <vector>
@@ -190,13 +191,13 @@ class resident_decoder {
           const std::int32_t scheduled = settings_.schedule.count(t, steps, masks[s], left[s]);
           if (left[s] > 0) left[s] -= std::min(left[s], std::max(0, scheduled));
         }
-        backend.run_step(step, key);
+        backend.run_step(step, instance_, key);
         ++forwards;
       }
     } else {
       std::vector<std::int32_t> left(static_cast<std::size_t>(n));
       do {
-        backend.run_step(step, key);
+        backend.run_step(step, instance_, key);
         ++forwards;
         backend.download(remaining_.data(), left.size(), left.data());
       } while (std::any_of(left.begin(), left.end(), [](std::int32_t m) { return m > 0; }) && forwards <= length);
@@ -209,6 +210,10 @@ class resident_decoder {
       std::copy(host_tokens_.begin() + s * width, host_tokens_.begin() + s * width + std::int64_t(st.out.canvas.size()),
                 st.out.canvas.begin());
       const resident_sequence& seq = host_sequences_[std::size_t(s)];
+      if (seq.failed)
+        throw device_error(concat("resident decoding: sequence ", s, " (id ", seq.id, ") had a masked row with no "
+                                  "finite logit in block ", block, " (NaN or -inf everywhere)"),
+                           0);
       st.rng_step = seq.rng_step;
       st.out.forwards += seq.block_step;
       st.out.committed += seq.committed;
@@ -216,9 +221,17 @@ class resident_decoder {
     return forwards;
   }
 
+  // A number no other decoder of this process has: the backend keys its
+  // captured step by it (an address could be reused by a later decoder).
+  static std::uint64_t next_instance() {
+    static std::atomic<std::uint64_t> counter{0};
+    return ++counter;
+  }
+
   const llada_model& model_;
   diffusion_settings settings_;
   llada_forward<Backend> forward_;
+  const std::uint64_t instance_ = next_instance();
   std::vector<std::int32_t> host_tokens_, host_lengths_, host_origins_, host_rows_;
   std::vector<resident_sequence> host_sequences_;
   buffer<resident_sequence> sequences_;

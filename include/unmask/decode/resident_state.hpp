@@ -12,7 +12,9 @@
 //               and described by a selection_sequence for the commit kernel;
 //   advance     after the commit: a sequence that had candidates counts the
 //               step (rng_step, block_step) and its commits; remaining[s] is
-//               the masks its block still holds.
+//               the masks its block still holds. A masked row whose proposal
+//               is -1 (no finite logit) makes the count -1: the commit step
+//               leaves such a sequence alone and advance flags it `failed`.
 // The functions below do one sequence and are host/device, so the CPU
 // backend loops over them and the CUDA kernels (unmask/cuda/resident_step.hpp)
 // run them one block or thread per sequence: both backends keep the same
@@ -35,6 +37,7 @@ struct resident_sequence {
   std::int32_t block_step = 0;     // steps taken in this block
   std::int32_t initial_masks = 0;  // masks in the block when it started
   std::int64_t committed = 0;      // tokens committed in this block
+  std::int32_t failed = 0;         // 1: a masked row had no token to propose (no finite logit)
 };
 
 UNMASK_HOST_DEVICE draw_site resident_site(const resident_sequence& s, std::int32_t r) {
@@ -50,8 +53,11 @@ UNMASK_HOST_DEVICE selection_sequence resident_selection(const resident_sequence
 }
 
 // After the commit of `take` tokens from `m` candidates: the step counts when
-// the sequence took part in it; returns the masks left in its block.
+// the sequence took part in it; returns the masks left in its block. A
+// negative m marks a block with an invalid proposal: nothing was committed
+// and the sequence is flagged (the host raises the error).
 UNMASK_HOST_DEVICE std::int32_t resident_advance(resident_sequence& s, std::int32_t m, std::int32_t take) {
+  if (m < 0) s.failed = 1;
   if (m <= 0) return 0;
   s.rng_step += 1;
   s.block_step += 1;
@@ -76,14 +82,18 @@ inline void resident_candidates_host(const resident_sequence* seqs, std::int64_t
     const resident_sequence& seq = seqs[s];
     const std::int64_t first = s * block_length;
     std::int32_t m = 0;
+    bool invalid = false;
     for (std::int32_t r = 0; r < block_length; ++r) {
       if (canvas[seq.canvas_offset + seq.block_begin + r] != mask) continue;
       positions[first + m] = seq.block_begin + r;
       tokens[first + m] = proposed[first + r];
       confidences[first + m] = confidence[first + r];
+      invalid |= proposed[first + r] < 0;
       ++m;
     }
-    selection[s] = resident_selection(seq, std::int32_t(s), block_length, m, steps);
+    // A proposal of -1 (a row without a finite logit): commit nothing (a
+    // negative count), and let advance flag the sequence.
+    selection[s] = resident_selection(seq, std::int32_t(s), block_length, invalid ? -1 : m, steps);
   }
 }
 

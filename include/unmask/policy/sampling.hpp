@@ -105,6 +105,7 @@ inline token_choice choose_token(const float* logits, std::int64_t vocab, const 
       stats.push(logits[v], std::int32_t(v));
       if (v != excluded_token && logits[v] > best) best = logits[v], out.token = std::int32_t(v);
     }
+    if (out.token < 0) throw argument_error("choose_token: no token has a logit above -inf (NaN or -inf everywhere)");
     out.confidence = confidence_of(metric, stats, logits[out.token], uniform);
     return out;
   }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -19,7 +20,8 @@ struct result {
 };
 
 result run(const std::string& args, const std::string& program = UNMASK_CLI) {
-  const std::string err_file = ::testing::TempDir() + "unmask_cli_stderr.txt";
+  // One file per process: ctest runs the tests of this binary in parallel processes.
+  const std::string err_file = ::testing::TempDir() + "unmask_cli_stderr_" + std::to_string(getpid()) + ".txt";
   const std::string command = program + " " + args + " 2>" + err_file;
   result r;
   FILE* pipe = popen(command.c_str(), "r");

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "support/decode_cases.hpp"
 #include "support/expect_error.hpp"
 #include "support/test_files.hpp"
 #include "unmask/cpu/backend.hpp"
@@ -30,51 +31,14 @@ const llada_model& tiny() {
 const std::vector<decode_request> requests = {
     {{5, 17, 42, 3}, 0}, {{64, 12, 7, 80, 81, 1, 2}, 1}, {{9}, 2}, {{33, 34, 35, 36, 37, 38, 39, 40, 41}, 7}};
 
-struct resident_case {
-  std::string name;
-  diffusion_settings settings;
-};
+using resident_case = test::policy_case;
 
+// The confidence policies (tests/support/decode_cases.hpp), block-causal
+// attention, one token a step and an end-of-sequence stop.
 std::vector<resident_case> cases() {
-  std::vector<resident_case> out;
-  auto base = [] {
-    diffusion_settings s;
-    s.layout = {24, 8, 12};
-    return s;
-  };
+  std::vector<resident_case> out = test::confidence_policy_cases();
+  auto base = test::short_layout;
   diffusion_settings s = base();
-  out.push_back({"llada_greedy", s});
-  s.sampling.temperature = 1.0f;
-  s.seed = 7;
-  out.push_back({"llada_sampled", s});
-  s = base();
-  s.confidence = confidence_metric::random;
-  s.seed = 3;
-  out.push_back({"random_confidence", s});
-  s = base();
-  s.confidence = confidence_metric::margin;
-  s.sampling = {0.8f, 20, 0.9f, true};
-  s.schedule = {count_schedule_kind::dream, 1e-3f};
-  out.push_back({"dream_margin_topk_topp", s});
-  s = base();
-  s.confidence = confidence_metric::neg_entropy;
-  s.schedule = {count_schedule_kind::llama_cpp, 1e-3f};
-  out.push_back({"llama_cpp_entropy", s});
-  s = base();
-  s.selection = selection_rule::fast_dllm_threshold(0.09f);
-  out.push_back({"threshold", s});
-  s.selection = selection_rule::dinfer_threshold(0.09f);
-  out.push_back({"threshold_dinfer", s});
-  s.selection = selection_rule::fast_dllm_factor(2.7f);
-  out.push_back({"factor", s});
-  s.selection = selection_rule::entropy_bounded(8.0f);
-  s.confidence = confidence_metric::neg_entropy;
-  out.push_back({"entropy_bounded", s});
-  s = base();
-  s.selection = selection_rule::dream_alg_temp(0.5f);
-  s.seed = 11;
-  out.push_back({"stochastic_alg_temp", s});
-  s = base();
   s.attention = attention_mask::block_causal(8);
   out.push_back({"block_causal", s});
   s = base();
@@ -86,8 +50,6 @@ std::vector<resident_case> cases() {
   out.push_back({"eos_stop", s});
   return out;
 }
-
-void PrintTo(const resident_case& c, std::ostream* os) { *os << c.name; }
 
 class ResidentDecoder : public ::testing::TestWithParam<resident_case> {};
 

@@ -146,6 +146,49 @@ struct decode_event {
 };
 using decode_callback = std::function<void(const decode_event&)>;
 
+namespace detail {
+
+// Sequence `index`'s output at the start: its prompt followed by gen_length
+// mask tokens, after checking that the prompt fits and its ids exist.
+inline sequence_output start_canvas(const decode_request& request, std::size_t index, const llada_config& c,
+                                    std::int32_t gen_length) {
+  const auto& prompt = request.prompt;
+  const std::int64_t total = std::int64_t(prompt.size()) + gen_length;
+  if (total > c.max_sequence_length)
+    throw argument_error(concat("generate: prompt of ", prompt.size(), " tokens + gen_length ", gen_length,
+                                " exceeds max_sequence_length ", c.max_sequence_length));
+  for (std::int32_t t : prompt)
+    if (t < 0 || t >= c.vocab_size)
+      throw argument_error(concat("generate: prompt token ", t, " of sequence ", index, " is outside the vocabulary"));
+  sequence_output out;
+  out.prompt_length = std::int32_t(prompt.size());
+  out.canvas = prompt;
+  out.canvas.resize(std::size_t(total), std::int32_t(c.mask_token_id));
+  return out;
+}
+
+// With stop_at_eos: a block [begin, end) holding the end-of-sequence token
+// ends the sequence, the rest of its canvas filled with that token.
+inline bool stop_at_eos(sequence_output& out, std::int64_t begin, std::int64_t end, std::int32_t eos) {
+  const auto first = out.canvas.begin() + begin, last = out.canvas.begin() + end;
+  if (std::find(first, last, eos) == last) return false;
+  std::fill(last, out.canvas.end(), eos);
+  out.stopped_at_eos = true;
+  return true;
+}
+
+// Moves each state's output into the result, with the totals and the time.
+template <class State>
+void collect_outputs(std::vector<State>& states, decode_output& result, std::chrono::steady_clock::time_point start) {
+  for (State& st : states) {
+    result.committed += st.out.committed;
+    result.sequences.push_back(std::move(st.out));
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace detail
+
 template <class Backend>
 class diffusion_decoder {
  public:
@@ -164,19 +207,8 @@ class diffusion_decoder {
     if (requests.empty()) throw argument_error("generate: no sequences");
     std::vector<state> states(requests.size());
     for (std::size_t s = 0; s < requests.size(); ++s) {
-      const auto& prompt = requests[s].prompt;
-      const std::int64_t total = std::int64_t(prompt.size()) + layout.gen_length;
-      if (total > c.max_sequence_length)
-        throw argument_error(concat("generate: prompt of ", prompt.size(), " tokens + gen_length ", layout.gen_length,
-                                    " exceeds max_sequence_length ", c.max_sequence_length));
-      for (std::int32_t t : prompt)
-        if (t < 0 || t >= c.vocab_size)
-          throw argument_error(concat("generate: prompt token ", t, " of sequence ", s, " is outside the vocabulary"));
-      state& st = states[s];
-      st.id = requests[s].id;
-      st.out.prompt_length = std::int32_t(prompt.size());
-      st.out.canvas = prompt;
-      st.out.canvas.resize(std::size_t(total), std::int32_t(c.mask_token_id));
+      states[s].id = requests[s].id;
+      states[s].out = detail::start_canvas(requests[s], s, c, layout.gen_length);
     }
     decode_output result;
     if (settings_.cache.mode != cache_mode::none) {
@@ -200,22 +232,12 @@ class diffusion_decoder {
       else
         run_ancestral_block(states, block, result, callback);
       if (settings_.stop_at_eos) {
-        for (state& st : states) {
-          if (st.done) continue;
-          const auto first = st.out.canvas.begin() + st.block_begin, last = st.out.canvas.begin() + st.block_end;
-          if (std::find(first, last, settings_.eos_token_id) != last) {
-            std::fill(last, st.out.canvas.end(), settings_.eos_token_id);
-            st.done = st.out.stopped_at_eos = true;
-          }
-        }
+        for (state& st : states)
+          if (!st.done) st.done = detail::stop_at_eos(st.out, st.block_begin, st.block_end, settings_.eos_token_id);
       }
     }
     cache_.reset();
-    for (state& st : states) {
-      result.committed += st.out.committed;
-      result.sequences.push_back(std::move(st.out));
-    }
-    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    detail::collect_outputs(states, result, start);
     return result;
   }
 

@@ -65,22 +65,12 @@ class resident_decoder {
     const auto start = std::chrono::steady_clock::now();
     const llada_config& c = model_.config();
     const block_layout& layout = settings_.layout;
-    const std::int32_t mask = std::int32_t(c.mask_token_id), length = layout.block_length;
+    const std::int32_t length = layout.block_length;
     if (requests.empty()) throw argument_error("generate: no sequences");
     std::vector<sequence_state> states(requests.size());
     for (std::size_t s = 0; s < requests.size(); ++s) {
-      const auto& prompt = requests[s].prompt;
-      const std::int64_t total = std::int64_t(prompt.size()) + layout.gen_length;
-      if (total > c.max_sequence_length)
-        throw argument_error(concat("generate: prompt of ", prompt.size(), " tokens + gen_length ", layout.gen_length,
-                                    " exceeds max_sequence_length ", c.max_sequence_length));
-      for (std::int32_t t : prompt)
-        if (t < 0 || t >= c.vocab_size)
-          throw argument_error(concat("generate: prompt token ", t, " of sequence ", s, " is outside the vocabulary"));
       states[s].id = requests[s].id;
-      states[s].out.prompt_length = std::int32_t(prompt.size());
-      states[s].out.canvas = prompt;
-      states[s].out.canvas.resize(std::size_t(total), mask);
+      states[s].out = detail::start_canvas(requests[s], s, c, layout.gen_length);
     }
     decode_output result;
     for (std::int32_t block = 0; block < layout.blocks(); ++block) {
@@ -91,20 +81,12 @@ class resident_decoder {
       result.forwards += run_block(active, block);
       if (settings_.stop_at_eos) {
         for (sequence_state* st : active) {
-          auto first = st->out.canvas.begin() + st->out.prompt_length + std::int64_t(block) * length;
-          auto last = first + length;
-          if (std::find(first, last, settings_.eos_token_id) != last) {
-            std::fill(last, st->out.canvas.end(), settings_.eos_token_id);
-            st->done = st->out.stopped_at_eos = true;
-          }
+          const std::int64_t begin = st->out.prompt_length + std::int64_t(block) * length;
+          st->done = detail::stop_at_eos(st->out, begin, begin + length, settings_.eos_token_id);
         }
       }
     }
-    for (sequence_state& st : states) {
-      result.committed += st.out.committed;
-      result.sequences.push_back(std::move(st.out));
-    }
-    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    detail::collect_outputs(states, result, start);
     return result;
   }
 

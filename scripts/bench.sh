@@ -4,7 +4,11 @@
 #   scripts/bench.sh            full CPU run (several minutes)
 #   scripts/bench.sh --smoke    tiny sizes everywhere, well under a minute; writes to
 #                               a temporary folder and leaves docs/ alone
-#   scripts/bench.sh --gpu      the GPU part (not implemented yet: no CUDA backend)
+#   scripts/bench.sh --gpu [DIR]  on a GPU machine: bench_cuda_kernels (full) and bench_decode_cuda
+#                               (tiny models, gen 256; LLaDA-8B shape, gen 64) from DIR (a build or
+#                               scripts/gpu-bundle.sh output; default build-gpu), JSON into
+#                               $OUT or bench-results/gpu; then, anywhere:
+#                               tools/bench_report.py ... --gpu-json bench-results/gpu/decode-*.json
 # Steps: a Release build with -DUNMASK_NATIVE=ON -DUNMASK_USE_BLAS=OFF in
 # build-bench/ ($UNMASK_BENCH_BUILD_DIR); bench_cpu_kernels; bench_decode on
 # models/tiny-llada + models/tiny-ar (gen 256, block 32) and on a random ~1B
@@ -16,16 +20,29 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 smoke=0
 gpu=0
+gpu_dir="${repo_root}/build-gpu"
 for arg in "$@"; do
   case "${arg}" in
     --smoke) smoke=1 ;;
     --gpu) gpu=1 ;;
-    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "bench.sh: unknown argument ${arg} (use --smoke, --gpu)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "bench.sh: unknown argument ${arg} (use --smoke, --gpu [DIR])" >&2; exit 2 ;;
+    *) if [ "${gpu}" -eq 1 ]; then gpu_dir="${arg}"; else echo "bench.sh: unexpected ${arg}" >&2; exit 2; fi ;;
   esac
 done
 if [ "${gpu}" -eq 1 ]; then
-  echo "bench.sh: the GPU benchmarks are not implemented yet (there is no CUDA backend yet); nothing was run."
+  export LD_LIBRARY_PATH="/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}"
+  results="${OUT:-${repo_root}/bench-results/gpu}"
+  mkdir -p "${results}"
+  for b in bench_cuda_kernels bench_decode_cuda; do
+    [ -x "${gpu_dir}/bench/${b}" ] || { echo "bench.sh: ${gpu_dir}/bench/${b} is missing (build it, or scripts/gpu-bundle.sh)" >&2; exit 1; }
+  done
+  "${gpu_dir}/bench/bench_cuda_kernels" --json "${results}/kernels-gpu.json" | tee "${results}/kernels-gpu.txt"
+  "${gpu_dir}/bench/bench_decode_cuda" --model "${repo_root}/models/tiny-llada" --ar-model "${repo_root}/models/tiny-ar" \
+    --gen-length 256 --block-length 32 --json "${results}/decode-tiny-gpu.json" | tee "${results}/decode-tiny-gpu.txt"
+  "${gpu_dir}/bench/bench_decode_cuda" --shape 8b --gen-length 64 --block-length 32 \
+    --json "${results}/decode-8b-gpu.json" | tee "${results}/decode-8b-gpu.txt"
+  echo "bench.sh: GPU results in ${results}" >&2
   exit 0
 fi
 

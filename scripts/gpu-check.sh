@@ -11,9 +11,12 @@
 # ends up as $OUT/gpu-check-logs.tgz next to $OUT/summary.txt (the device
 # tool brings back only a few files).
 #   scripts/gpu-check.sh [BUILD_DIR]      default: build-gpu (reused when it already holds test binaries)
-# A machine without GoogleTest / Google Benchmark / CLI11 runs the binaries
-# that scripts/gpu-bundle.sh builds on the development machine:
-#   scripts/gpu-bundle.sh   (here)   then, with gpu-bundle carried:   scripts/gpu-check.sh gpu-bundle
+# A machine without GoogleTest, nlohmann-json or CLI11 builds with their
+# sources carried in gpu-deps/ (scripts/gpu-deps.sh), or runs the binaries
+# scripts/gpu-bundle.sh builds on the development machine:
+#   scripts/gpu-deps.sh; scripts/gpu-bundle.sh   (here)
+#   scripts/gpu-check.sh              (there, gpu-deps and gpu-bundle carried: builds; the bundle if that fails)
+#   scripts/gpu-check.sh gpu-bundle   (there: the carried binaries only)
 set -uo pipefail
 script_start=$(date +%s)
 deadline=$((script_start + ${GPU_CHECK_BUDGET_S:-480}))
@@ -56,6 +59,10 @@ if [ "${#tests[@]}" -eq 0 ]; then
     add "build (sm_${arch:-90})" "FAILED (build.txt / configure.txt)"
     tail -n 30 "${logs}/configure.txt" "${logs}/build.txt" 2>/dev/null
     failed=1
+    if [ -d "${repo_root}/gpu-bundle/tests/cuda" ]; then  # carried binaries, if any, still get run
+      build="${repo_root}/gpu-bundle"
+      add "build" "falling back to ${build}"
+    fi
   fi
   tests=("${build}"/tests/cuda/test_cuda_*)
 else

@@ -178,9 +178,7 @@ class cuda_backend_of {
                      const draw_site* sites, token_choice* out) const {
     if (count <= 0) return;
     state& s = *state_;
-    s.host_rows.resize(std::size_t(count));
-    for (std::int64_t i = 0; i < count; ++i) s.host_rows[std::size_t(i)] = std::int32_t(i);
-    upload(s.host_rows.data(), s.host_rows.size(), s.rows);
+    identity_rows(count, s.rows);
     upload(sites, std::size_t(count), s.sites);
     s.tokens.reserve_at_least(std::size_t(count));
     s.confidence.reserve_at_least(std::size_t(count));
@@ -219,12 +217,7 @@ class cuda_backend_of {
                       confidence_metric metric, std::int32_t excluded, const counter_rng& rng, const draw_site* sites,
                       std::int32_t* tokens, float* confidence) const {
     state& s = *state_;
-    // Rows 0 .. count - 1: the identity list, kept between calls.
-    if (std::int64_t(s.identity.size()) < count) {
-      std::vector<std::int32_t> rows(static_cast<std::size_t>(count));
-      for (std::int64_t i = 0; i < count; ++i) rows[std::size_t(i)] = std::int32_t(i);
-      upload(rows.data(), rows.size(), s.identity);  // on the stream, ordered before the pass
-    }
+    identity_rows(count, s.identity);
     s.resident_workspace.reserve_at_least(cuda::vocab_pass_workspace_bytes(
         count, vocab, cuda::vocab_pass_variant::automatic, cuda::vocab_pass_filters(sampling)));
     cuda::vocab_pass_options options;
@@ -299,7 +292,7 @@ class cuda_backend_of {
     buffer<draw_site> sites;
     buffer<float> confidence;
     buffer<unsigned char> workspace;
-    std::vector<std::int32_t> host_rows, host_tokens;
+    std::vector<std::int32_t> host_tokens;
     std::vector<float> host_confidence;
     buffer<std::int32_t> identity;
     buffer<unsigned char> resident_workspace;
@@ -318,6 +311,17 @@ class cuda_backend_of {
       if (stream) cudaStreamDestroy(stream);
     }
   };
+
+  // rows holds 0 .. count - 1 (on the stream, ordered before the pass that
+  // reads it); it is rewritten only when it grows. The stepwise and the
+  // resident loop keep separate lists: growing one must not move the
+  // addresses a captured step graph reads.
+  void identity_rows(std::int64_t count, buffer<std::int32_t>& rows) const {
+    if (std::int64_t(rows.size()) >= count) return;
+    std::vector<std::int32_t> host(static_cast<std::size_t>(count));
+    for (std::int64_t i = 0; i < count; ++i) host[std::size_t(i)] = std::int32_t(i);
+    upload(host.data(), host.size(), rows);
+  }
 
   // Checks a launch; in synchronous mode also waits for it, so a failing
   // kernel is reported under its own name.

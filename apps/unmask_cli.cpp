@@ -2,7 +2,8 @@
 //
 //   unmask generate -p "In the beginning" [--model DIR] [--gen-length 64] [--policy threshold] ...
 //   unmask generate -p "..." --compare [--json]     diffusion and its autoregressive twin side by side
-//   unmask info [--model DIR]                        the model's configuration
+//   unmask info [--model DIR]                        the model's configuration, the CPU engine's
+//                                                    level and threads, its resident weights and peak RSS
 //
 // Without --model it runs the embedded tiny diffusion model (models/tiny-llada)
 // and, for --ar and --compare, its autoregressive twin (models/tiny-ar). Bad
@@ -12,6 +13,7 @@
 // the model and the decode loops on the GPU (unmask::cuda_backend; without
 // --visual, uncached unguided confidence decoding uses the device-resident
 // loop, unmask::resident_decoder).
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -59,6 +61,7 @@ struct generate_options {
   int gen_length = 64, block_length = 32, steps = 32;
   std::string policy = "low-confidence", schedule = "llada", remasking = "none", noise = "log-linear", cache = "none";
   std::string device = "cpu";
+  std::string isa, compute = "f32";  // the CPU engine: instruction-set level (default: detected), GEMM mode
   int cache_refresh = 0;
   float threshold = 0.9f, factor = 1.0f, gamma = 0.5f, temperature = 0.0f, top_p = 1.0f, eta = 0.04f, cfg = 0.0f;
   int top_k = 0;
@@ -129,10 +132,24 @@ std::string generated_text(const unmask::bpe_tokenizer& tok, const unmask::seque
   return tok.decode(ids, true);
 }
 
+// The CPU backend the flags ask for (--isa caps the detected level, --compute bf16).
+unmask::cpu_backend_options cpu_options(const std::string& isa, const std::string& compute) {
+  unmask::cpu_backend_options opts;
+  if (!isa.empty()) opts.isa = unmask::cpu::parse_isa_level(isa, "--isa");
+  opts.compute = compute == "bf16" ? unmask::cpu::compute_mode::bf16 : unmask::cpu::compute_mode::f32;
+  return opts;
+}
+
+template <class Backend>
+Backend make_backend(const generate_options& o) {
+  if constexpr (std::is_same_v<Backend, unmask::cpu_backend>) return unmask::cpu_backend(cpu_options(o.isa, o.compute));
+  else return Backend{};
+}
+
 struct run_figures {
   std::string mode, text;
   std::int64_t tokens = 0, forwards = 0;
-  double seconds = 0;
+  double seconds = 0, cpu_seconds = 0;
   double tokens_per_second() const { return seconds > 0 ? double(tokens) / seconds : 0.0; }
   double tokens_per_forward() const { return forwards ? double(tokens) / double(forwards) : 0.0; }
 };
@@ -156,7 +173,7 @@ run_figures run_diffusion(const generate_options& o, const std::string& dir, con
     return f;
   }
 #endif
-  unmask::diffusion_decoder<Backend> decoder(model, settings);
+  unmask::diffusion_decoder<Backend> decoder(model, settings, make_backend<Backend>(o));
   const bool tty = isatty(STDOUT_FILENO), progress = isatty(STDERR_FILENO) && !o.json && !o.visual;
   std::int64_t steps = 0;
   const auto out = decoder.generate({{prompt, 0}}, [&](const unmask::decode_event& e) {
@@ -175,6 +192,7 @@ run_figures run_diffusion(const generate_options& o, const std::string& dir, con
   f.tokens = out.committed;
   f.forwards = out.forwards;
   f.seconds = out.seconds;
+  f.cpu_seconds = out.cpu_seconds;
   return f;
 }
 
@@ -191,7 +209,7 @@ run_figures run_ar(const generate_options& o, const std::string& dir, const std:
   s.stop_at_eos = !o.no_eos_stop;
   std::vector<std::int32_t> prompt = tok.encode(o.prompt);
   if (prompt.empty()) prompt.push_back(std::int32_t(model.config().eos_token_id));  // start of a new verse
-  unmask::ar_decoder<Backend> decoder(model, s);
+  unmask::ar_decoder<Backend> decoder(model, s, make_backend<Backend>(o));
   const auto out = decoder.generate({{prompt, 0}}, [&](const unmask::decode_event& e) {
     if (o.visual) {
       std::printf("%s\n", render(tok, *e.canvas, prompt.size(), -1, std::int32_t(model.config().eos_token_id)).c_str());
@@ -204,13 +222,14 @@ run_figures run_ar(const generate_options& o, const std::string& dir, const std:
   f.tokens = out.committed;
   f.forwards = out.forwards;
   f.seconds = out.seconds;
+  f.cpu_seconds = out.cpu_seconds;
   return f;
 }
 
 nlohmann::json to_json(const run_figures& f) {
   return {{"mode", f.mode},       {"text", f.text},         {"tokens", f.tokens},
           {"forwards", f.forwards}, {"tokens_per_forward", f.tokens_per_forward()},
-          {"wall_ms", f.seconds * 1e3}, {"tokens_per_second", f.tokens_per_second()}};
+          {"wall_ms", f.seconds * 1e3}, {"cpu_ms", f.cpu_seconds * 1e3}, {"tokens_per_second", f.tokens_per_second()}};
 }
 
 void print_table(const std::vector<run_figures>& runs) {
@@ -260,7 +279,13 @@ int generate(const generate_options& o) {
   return 0;
 }
 
-int info(const std::string& dir_flag) {
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;
+}
+
+int info(const std::string& dir_flag, const std::string& isa, const std::string& compute) {
   const std::string dir = dir_flag.empty() ? embedded_model("tiny-llada") : dir_flag;
   const unmask::llada_model model = unmask::llada_model::load(dir);
   const auto& c = model.config();
@@ -281,6 +306,19 @@ int info(const std::string& dir_flag) {
   if (fs::exists(tokenizer))
     std::printf("tokenizer            %s (%lld entries)\n", tokenizer.c_str(),
                 (long long)unmask::bpe_tokenizer::load(tokenizer.string()).size());
+  // The CPU engine as generate would run it: pack the weights, then measure.
+  unmask::cpu_backend cpu(cpu_options(isa, compute));
+  cpu.upload_weights(model);
+  std::printf("cpu engine           %s (detected %s), %s GEMMs, %d threads\n", unmask::cpu::isa_name(cpu.isa()),
+              unmask::cpu::isa_name(unmask::cpu::detected_isa()), unmask::cpu::compute_mode_name(cpu.compute()),
+              unmask::cpu::thread_count());
+  const unmask::llada_weights& w = model.weights();
+  double in_place = double(w.wte.bytes() + w.ln_f.bytes());  // the embedding is gathered, the norms read as stored
+  for (const auto& l : w.layers) in_place += double(l.attn_norm.bytes() + l.ff_norm.bytes());
+  const double packed = double(cpu.packed()->bytes());
+  std::printf("resident weights     %.2f MB (%.2f MB packed projections and head, %.2f MB read in place)\n",
+              (packed + in_place) / 1e6, packed / 1e6, in_place / 1e6);
+  std::printf("peak RSS             %.1f MiB\n", peak_rss_mib());
   return 0;
 }
 
@@ -322,6 +360,14 @@ int main(int argc, char** argv) {
   gen->add_flag("--compare", g.compare, "Run diffusion and autoregressive decoding and compare");
   gen->add_flag("--json", g.json, "Print the figures as JSON");
   gen->add_flag("--no-eos-stop", g.no_eos_stop, "Do not stop at the end-of-sequence token");
+  int threads = 0;
+  const std::vector<std::string> levels = {"portable", "avx2", "avx512", "avx512_bf16"};
+  gen->add_option("--threads", threads, "CPU threads (default: $UNMASK_NUM_THREADS, else the physical cores)")
+      ->check(CLI::Range(1, 1024));
+  gen->add_option("--isa", g.isa, "CPU instruction set, at most the detected one (default: detected, or $UNMASK_CPU_ISA)")
+      ->check(CLI::IsMember(levels));
+  gen->add_option("--compute", g.compute, "CPU GEMMs: f32, or bf16 (bf16 products, fp32 sums)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
 #if defined(UNMASK_CLI_CUDA)
   gen->add_option("--device", g.device, "Where to run: cpu, or cuda (the GPU, bf16 activations)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
@@ -329,9 +375,12 @@ int main(int argc, char** argv) {
   gen->add_option("--device", g.device, "Where to run (the unmask-cuda build also runs on the GPU: cuda)")
       ->check(CLI::IsMember({"cpu"}));
 #endif
-  std::string info_model;
-  CLI::App* inf = app.add_subcommand("info", "Print a model's configuration");
+  std::string info_model, info_isa, info_compute = "f32";
+  CLI::App* inf = app.add_subcommand("info", "Print a model's configuration and what the CPU engine holds of it");
   inf->add_option("--model", info_model, "LLaDA-layout model directory")->check(CLI::ExistingDirectory);
+  inf->add_option("--threads", threads, "CPU threads")->check(CLI::Range(1, 1024));
+  inf->add_option("--isa", info_isa, "CPU instruction set")->check(CLI::IsMember(levels));
+  inf->add_option("--compute", info_compute, "CPU GEMMs: f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}));
 
   try {
     app.parse(argc, argv);
@@ -344,7 +393,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    if (*inf) return info(info_model);
+    if (threads > 0) unmask::cpu::set_thread_count(threads);
+    if (*inf) return info(info_model, info_isa, info_compute);
     if (g.ar && g.compare) throw unmask::argument_error("--ar and --compare cannot be combined");
     if (g.remasking != "none" && g.policy != "low-confidence")
       throw unmask::argument_error("--remasking uses ancestral sampling and cannot be combined with --policy " + g.policy);

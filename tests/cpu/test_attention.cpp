@@ -1,19 +1,25 @@
-// CPU attention against a direct double-precision evaluation of
-// softmax(q k^T / sqrt(d)) v with an explicit mask matrix, covering GQA,
-// every mask kind, padding, and a query block offset into a longer key range.
+// CPU attention at every instruction-set level against a direct
+// double-precision evaluation of softmax(q k^T / sqrt(d)) v with an explicit
+// mask matrix, covering GQA, every mask kind, padding, head dims that are not
+// a multiple of the vector width, key ranges of several tiles, and a query
+// block offset into a longer key range; and the invariance block-causal
+// caching rests on: a query's output is the same bits whatever else is in
+// its batch or tile and however long the cached key range is.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 #include <vector>
 
+#include "cpu/kernel_levels.hpp"
 #include "unmask/cpu/attention.hpp"
+#include "unmask/cpu/parallel.hpp"
 
 namespace unmask {
 namespace {
 
 // offsets/q_lengths/kv_lengths per sequence.
-void check_attention(const attention_shape& s, const std::vector<std::int32_t>& offsets,
+void check_attention(const test::kernel_level& level, const attention_shape& s, const std::vector<std::int32_t>& offsets,
                      const std::vector<std::int32_t>& q_lengths, const std::vector<std::int32_t>& kv_lengths,
                      attention_mask mask) {
   std::mt19937 rng(unsigned(s.q_len * 31 + s.kv_capacity + s.heads));
@@ -23,8 +29,8 @@ void check_attention(const attention_shape& s, const std::vector<std::int32_t>& 
       v(k.size()), out(q.size(), std::nanf(""));
   for (auto* buf : {&q, &k, &v})
     for (float& x : *buf) x = 2 * normal(rng);
-  cpu::attention(q.data(), k.data(), v.data(), out.data(), s, {offsets.data(), q_lengths.data(), kv_lengths.data()},
-                 mask);
+  level.attention(q.data(), k.data(), v.data(), out.data(), s, {offsets.data(), q_lengths.data(), kv_lengths.data()},
+                  mask);
   const std::int64_t group = s.heads / s.kv_heads;
   for (std::int64_t b = 0; b < s.batch; ++b) {
     for (std::int64_t h = 0; h < s.heads; ++h) {
@@ -59,7 +65,7 @@ void check_attention(const attention_shape& s, const std::vector<std::int32_t>& 
           for (std::int64_t j = 0; j < s.kv_capacity; ++j)
             expected += w[std::size_t(j)] / total * v[std::size_t(((b * s.kv_capacity + j) * s.kv_heads + h / group) * hd + d)];
           ASSERT_NEAR(o[d], expected, 2e-5 * (1 + std::fabs(expected)))
-              << to_string(mask.kind) << " b" << b << " h" << h << " i" << i << " d" << d;
+              << level.name << " " << to_string(mask.kind) << " b" << b << " h" << h << " i" << i << " d" << d;
         }
       }
     }
@@ -73,8 +79,37 @@ TEST(Attention, EveryMaskWithGqaAndPadding) {
   s.heads = 6;
   s.kv_heads = 2;
   s.head_dim = 10;
-  for (attention_mask m : {attention_mask::full(), attention_mask::causal(), attention_mask::block_causal(4)})
-    check_attention(s, {0, 0, 0}, {13, 7, 1}, {13, 7, 1}, m);
+  for (const test::kernel_level& level : test::kernel_levels())
+    for (attention_mask m : {attention_mask::full(), attention_mask::causal(), attention_mask::block_causal(4)})
+      check_attention(level, s, {0, 0, 0}, {13, 7, 1}, {13, 7, 1}, m);
+}
+
+TEST(Attention, LongKeyRangesAndWideHeads) {
+  // Several key tiles, a head dim that is a multiple of neither 8 nor 16
+  // lanes, and one that fills whole vectors.
+  for (std::int64_t hd : {72, 64}) {
+    attention_shape s;
+    s.batch = 2;
+    s.q_len = s.kv_capacity = 150;
+    s.heads = 4;
+    s.kv_heads = 1;
+    s.head_dim = hd;
+    for (const test::kernel_level& level : test::kernel_levels())
+      for (attention_mask m : {attention_mask::full(), attention_mask::causal(), attention_mask::block_causal(32)})
+        check_attention(level, s, {0, 0}, {150, 99}, {150, 99}, m);
+  }
+}
+
+TEST(Attention, SingleQueryDecoding) {
+  attention_shape s;
+  s.batch = 3;
+  s.q_len = 1;
+  s.kv_capacity = 200;
+  s.heads = 4;
+  s.kv_heads = 4;
+  s.head_dim = 32;
+  for (const test::kernel_level& level : test::kernel_levels())
+    check_attention(level, s, {199, 70, 5}, {1, 1, 1}, {200, 71, 6}, attention_mask::causal());
 }
 
 TEST(Attention, QueryBlockAgainstLongerKeyRange) {
@@ -85,11 +120,46 @@ TEST(Attention, QueryBlockAgainstLongerKeyRange) {
   s.heads = 4;
   s.kv_heads = 4;
   s.head_dim = 8;
-  for (attention_mask m : {attention_mask::full(), attention_mask::causal(), attention_mask::block_causal(4)})
-    check_attention(s, {8, 5}, {4, 2}, {12, 20}, m);  // queries at 8..11 over 12 keys; at 5, 6 over 20 keys
+  for (const test::kernel_level& level : test::kernel_levels())
+    for (attention_mask m : {attention_mask::full(), attention_mask::causal(), attention_mask::block_causal(4)})
+      check_attention(level, s, {8, 5}, {4, 2}, {12, 20}, m);  // queries at 8..11 over 12 keys; at 5, 6 over 20 keys
 }
 
-#if defined(_OPENMP)
+TEST(Attention, AQueryGivesTheSameBitsAloneOrInATileAndOverALongerCache) {
+  // Every query of a 70-row canvas (block-causal, as a block diffusion model
+  // attends), against computing a block of 8 of them alone over a cache
+  // whose capacity and key length run past the canvas.
+  const std::int64_t canvas = 70, hd = 40, heads = 6, kv_heads = 2, capacity = 128;
+  std::mt19937 rng(21);
+  std::normal_distribution<float> normal;
+  std::vector<float> q(std::size_t(canvas * heads * hd)), k(std::size_t(capacity * kv_heads * hd)), v(k.size());
+  for (auto* buf : {&q, &k, &v})
+    for (float& x : *buf) x = normal(rng);
+  const attention_mask mask = attention_mask::block_causal(8);
+  const std::int32_t origin = 6;
+  for (const test::kernel_level& level : test::kernel_levels()) {
+    attention_shape whole;
+    whole.q_len = canvas;
+    whole.kv_capacity = capacity;
+    whole.heads = heads;
+    whole.kv_heads = kv_heads;
+    whole.head_dim = hd;
+    std::vector<float> all(q.size());
+    const std::int32_t kv_all = std::int32_t(canvas);
+    level.attention(q.data(), k.data(), v.data(), all.data(), whole, {nullptr, nullptr, &kv_all, nullptr, &origin}, mask);
+    for (std::int32_t first : {6, 14, 38, 62}) {
+      attention_shape block = whole;
+      block.q_len = 8;
+      const std::int32_t kv = std::int32_t(capacity) - 3, len = 8;  // keys past the block are masked anyway
+      std::vector<float> part(std::size_t(8 * heads * hd));
+      level.attention(q.data() + std::size_t(first) * heads * hd, k.data(), v.data(), part.data(), block,
+                      {&first, &len, &kv, nullptr, &origin}, mask);
+      for (std::size_t i = 0; i < part.size(); ++i)
+        ASSERT_EQ(part[i], all[std::size_t(first) * heads * hd + i]) << level.name << " block at " << first << ", " << i;
+    }
+  }
+}
+
 TEST(Attention, ResultsDoNotDependOnTheThreadCount) {
   attention_shape s;
   s.batch = 2;
@@ -104,18 +174,20 @@ TEST(Attention, ResultsDoNotDependOnTheThreadCount) {
   for (auto* buf : {&q, &k, &v})
     for (float& x : *buf) x = normal(rng);
   const std::vector<std::int32_t> lengths = {96, 50};
-  const int saved = omp_get_max_threads();
-  std::vector<std::vector<float>> results;
-  for (int threads : {1, 2}) {
-    omp_set_num_threads(threads);
-    results.emplace_back(q.size());
-    cpu::attention(q.data(), k.data(), v.data(), results.back().data(), s, {nullptr, lengths.data(), lengths.data()},
-                   attention_mask::causal());
+  const int saved = cpu::thread_count();
+  for (const test::kernel_level& level : test::kernel_levels()) {
+    std::vector<std::vector<float>> results;
+    for (int threads : {1, 2, 3}) {
+      cpu::set_thread_count(threads);
+      results.emplace_back(q.size());
+      level.attention(q.data(), k.data(), v.data(), results.back().data(), s, {nullptr, lengths.data(), lengths.data()},
+                      attention_mask::causal());
+    }
+    EXPECT_EQ(results[0], results[1]) << level.name;
+    EXPECT_EQ(results[0], results[2]) << level.name;
   }
-  omp_set_num_threads(saved);
-  EXPECT_EQ(results[0], results[1]);
+  cpu::set_thread_count(saved);
 }
-#endif
 
 TEST(Attention, RejectsIndivisibleHeads) {
   attention_shape s;

@@ -5,24 +5,40 @@
 // (unmask/model/llada_forward.hpp) takes the backend as a template parameter;
 // the CUDA backend provides the same members over device memory, so the model
 // and the decode loops exist once.
+//
+// Every kernel runs at one instruction-set level, chosen when the backend is
+// made (cpu_backend_options::isa: the detected level, capped by
+// UNMASK_CPU_ISA; unmask/cpu/isa.hpp). upload_weights packs the model's
+// projections once for that level and compute mode (shared by every backend
+// of the same model: unmask/cpu/packed_weights.hpp); GEMMs then read the
+// packed panels, and the Q/K/V and gate/up projections run as one GEMM each.
+// Threads come from the process-wide pool (unmask/cpu/parallel.hpp).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "unmask/core/host_buffer.hpp"
 #include "unmask/cpu/attention.hpp"
 #include "unmask/cpu/embedding.hpp"
+#include "unmask/cpu/isa.hpp"
 #include "unmask/cpu/matmul.hpp"
+#include "unmask/cpu/packed_weights.hpp"
 #include "unmask/cpu/rmsnorm.hpp"
 #include "unmask/cpu/rope.hpp"
 #include "unmask/cpu/swiglu.hpp"
 #include "unmask/decode/resident_state.hpp"
-#include "unmask/model/llada_weights.hpp"
+#include "unmask/model/llada_model.hpp"
 #include "unmask/policy/guidance.hpp"
 #include "unmask/policy/sampling.hpp"
 
 namespace unmask {
+
+struct cpu_backend_options {
+  cpu::isa_level isa = cpu::default_isa();            // capped at what the CPU supports
+  cpu::compute_mode compute = cpu::compute_mode::f32;  // bf16: bf16-pair GEMMs with fp32 accumulation
+};
 
 struct cpu_backend {
   using activation = float;
@@ -32,8 +48,24 @@ struct cpu_backend {
 
   static constexpr const char* name = "cpu";
 
-  // The forward pass reads weights where the checkpoint maps them.
-  void upload_weights(const llada_weights&) const {}
+  cpu_backend() : cpu_backend(cpu_backend_options{}) {}
+  explicit cpu_backend(cpu_backend_options options)
+      : level_(cpu::capped_isa(options.isa)), mode_(options.compute) {}
+
+  cpu::isa_level isa() const { return level_; }
+  cpu::compute_mode compute() const { return mode_; }
+  cpu::packed_layout layout() const { return cpu::layout_for(level_, mode_); }
+  // The packed weights (null before upload_weights).
+  const cpu::packed_weights* packed() const { return packed_.get(); }
+
+  // Packs the model's projections for this backend's level and mode, once
+  // per model (a second backend of the same model and layout shares them).
+  void upload_weights(const llada_model& model) {
+    const cpu::packed_layout l = layout();
+    packed_ = model.prepared<cpu::packed_weights>(cpu::packed_weights::key(l), [&] {
+      return std::make_shared<const cpu::packed_weights>(model, l);
+    });
+  }
 
   // Copies host memory into a backend buffer (a plain copy here).
   template <class T>
@@ -51,22 +83,43 @@ struct cpu_backend {
   }
 
   void embedding(const std::int32_t* tokens, std::int64_t rows, const tensor_ref& wte, float* out) const {
-    cpu::embedding(tokens, rows, wte, out);
+    cpu::embedding(tokens, rows, wte, out, level_);
   }
   void rmsnorm(const float* x, std::int64_t rows, std::int64_t dim, const tensor_ref& w, float eps, float* out) const {
-    cpu::rmsnorm(x, rows, dim, w, eps, out);
+    cpu::rmsnorm(x, rows, dim, w, eps, out, level_);
   }
+  // y (rows, n) (+)= x (rows, k) w^T; the packed copy of w when there is one.
   void matmul_nt(const float* x, std::int64_t rows, const tensor_ref& w, std::int64_t n, float* y,
                  bool accumulate) const {
-    cpu::matmul_nt(x, rows, w, n, y, accumulate);
+    const cpu::packed_matrix* p = packed_ ? packed_->find(w) : nullptr;
+    if (p && p->segments().size() == 1 && p->columns() == n) {
+      cpu::gemm(level_, x, rows, *p, y, accumulate);
+      return;
+    }
+    cpu::matmul_nt(x, rows, w, n, y, accumulate, level_, mode_);
+  }
+  // y[i] (rows, n[i]) = x (rows, k) w[i]^T for i < count, one GEMM over the
+  // fused packed matrix when w[0..count) were packed together.
+  void matmul_nt_group(const float* x, std::int64_t rows, const tensor_ref* const* w, const std::int64_t* n,
+                       float* const* y, int count) const {
+    const cpu::packed_matrix* p = packed_ ? packed_->find(*w[0]) : nullptr;
+    bool fused = p && int(p->segments().size()) == count;
+    for (int i = 0; fused && i < count; ++i)
+      fused = p->segments()[std::size_t(i)].name == w[i]->name && p->segments()[std::size_t(i)].columns == n[i];
+    if (fused) {
+      std::vector<std::int64_t> ld(n, n + count);
+      cpu::gemm(level_, x, rows, p->k(), *p, y, ld.data(), false);
+      return;
+    }
+    for (int i = 0; i < count; ++i) matmul_nt(x, rows, *w[i], n[i], y[i], false);
   }
   void rope(float* x, std::int64_t rows, std::int64_t heads, std::int64_t head_dim, const std::int32_t* positions,
             const rope_table_type& table) const {
-    cpu::rope(x, rows, heads, head_dim, positions, table);
+    cpu::rope(x, rows, heads, head_dim, positions, table, level_);
   }
   void attention(const float* q, const float* k, const float* v, float* out, const attention_shape& s,
                  const attention_extents& e, attention_mask mask) const {
-    cpu::attention(q, k, v, out, s, e, mask);
+    cpu::attention(q, k, v, out, s, e, mask, level_);
   }
   // src (batch, seq_len, width) rows i < lengths[b] -> dst (slots, capacity, width)
   // at slot slots[b], row offsets[b] + i.
@@ -83,7 +136,7 @@ struct cpu_backend {
     for (std::int64_t i = 0; i < count; ++i) std::copy(src + rows[i] * width, src + (rows[i] + 1) * width, dst + i * width);
   }
   void swiglu(const float* gate, const float* up, std::int64_t n, float* out) const {
-    cpu::swiglu(gate, up, n, out);
+    cpu::swiglu(gate, up, n, out, level_);
   }
   // Zeroes the rows of x (batch, seq_len, width) at positions >= lengths[b].
   void zero_padding_rows(float* x, std::int64_t batch, std::int64_t seq_len, std::int64_t width,
@@ -143,6 +196,11 @@ struct cpu_backend {
   void run_step(Step&& step, std::uint64_t, std::uint64_t) const {
     step();
   }
+
+ private:
+  cpu::isa_level level_;
+  cpu::compute_mode mode_;
+  std::shared_ptr<const cpu::packed_weights> packed_;
 };
 
 }  // namespace unmask

@@ -46,7 +46,7 @@
 #include "unmask/cuda/swiglu.hpp"
 #include "unmask/cuda/vocab_pass.hpp"
 #include "unmask/model/attention_mask.hpp"
-#include "unmask/model/llada_weights.hpp"
+#include "unmask/model/llada_model.hpp"
 #include "unmask/policy/sampling.hpp"
 
 namespace unmask {
@@ -110,6 +110,7 @@ class cuda_backend_of {
   }
 
   // Uploads every weight tensor once (a tied head shares the embedding's copy).
+  void upload_weights(const llada_model& model) { upload_weights(model.weights()); }
   void upload_weights(const llada_weights& w) {
     upload_weight(w.wte);
     upload_weight(w.ln_f);
@@ -137,6 +138,11 @@ class cuda_backend_of {
                  bool accumulate) const {
     after(state_->gemm.matmul_nt(x, rows, w.shape[1], weight(w), n, y, accumulate, state_->stream),
           concat("GEMM ", w.name, " (", rows, " x ", w.shape[1], " -> ", n, ")"));
+  }
+  // y[i] (rows, n[i]) = x w[i]^T for i < count (the projections that read one input).
+  void matmul_nt_group(const Activation* x, std::int64_t rows, const tensor_ref* const* w, const std::int64_t* n,
+                       Activation* const* y, int count) const {
+    for (int i = 0; i < count; ++i) matmul_nt(x, rows, *w[i], n[i], y[i], false);
   }
   void rope(Activation* x, std::int64_t rows, std::int64_t heads, std::int64_t head_dim,
             const std::int32_t* positions, rope_table_type theta) const {

@@ -46,7 +46,7 @@ class ar_decoder {
 
   // Each output canvas is the prompt followed by the generated tokens.
   decode_output generate(const std::vector<decode_request>& requests, const decode_callback& callback = {}) {
-    const auto start = std::chrono::steady_clock::now();
+    const detail::decode_clock start;
     const llada_config& c = model_.config();
     const std::int64_t vocab = c.vocab_size, n = std::int64_t(requests.size());
     if (requests.empty()) throw argument_error("generate: no sequences");
@@ -117,7 +117,7 @@ class ar_decoder {
       ++result.forwards;
     }
     for (const sequence_output& out : result.sequences) result.committed += out.committed;
-    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    start.stop(result);
     return result;
   }
 

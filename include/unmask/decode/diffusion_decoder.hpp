@@ -34,6 +34,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdint>
 #include <functional>
 #include <numeric>
@@ -133,7 +134,8 @@ struct decode_output {
   std::vector<sequence_output> sequences;
   std::int64_t forwards = 0;  // model calls (a guided step is one call over the doubled batch)
   std::int64_t committed = 0;
-  double seconds = 0.0;
+  double seconds = 0.0;      // wall time
+  double cpu_seconds = 0.0;  // CPU time of the process (every thread) over the same span
   double tokens_per_forward() const { return forwards ? double(committed) / double(forwards) : 0.0; }
 };
 
@@ -177,14 +179,24 @@ inline bool stop_at_eos(sequence_output& out, std::int64_t begin, std::int64_t e
   return true;
 }
 
+// When a decode call started, in wall and process CPU time.
+struct decode_clock {
+  std::chrono::steady_clock::time_point wall = std::chrono::steady_clock::now();
+  std::clock_t cpu = std::clock();
+  void stop(decode_output& result) const {
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall).count();
+    result.cpu_seconds = double(std::clock() - cpu) / CLOCKS_PER_SEC;
+  }
+};
+
 // Moves each state's output into the result, with the totals and the time.
 template <class State>
-void collect_outputs(std::vector<State>& states, decode_output& result, std::chrono::steady_clock::time_point start) {
+void collect_outputs(std::vector<State>& states, decode_output& result, const decode_clock& start) {
   for (State& st : states) {
     result.committed += st.out.committed;
     result.sequences.push_back(std::move(st.out));
   }
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  start.stop(result);
 }
 
 }  // namespace detail
@@ -201,7 +213,7 @@ class diffusion_decoder {
   const diffusion_settings& settings() const { return settings_; }
 
   decode_output generate(const std::vector<decode_request>& requests, const decode_callback& callback = {}) {
-    const auto start = std::chrono::steady_clock::now();
+    const detail::decode_clock start;
     const llada_config& c = model_.config();
     const block_layout& layout = settings_.layout;
     if (requests.empty()) throw argument_error("generate: no sequences");

@@ -62,7 +62,7 @@ class resident_decoder {
   Backend& backend() { return forward_.backend(); }
 
   decode_output generate(const std::vector<decode_request>& requests) {
-    const auto start = std::chrono::steady_clock::now();
+    const detail::decode_clock start;
     const llada_config& c = model_.config();
     const block_layout& layout = settings_.layout;
     const std::int32_t length = layout.block_length;

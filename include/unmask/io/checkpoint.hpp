@@ -85,6 +85,13 @@ class checkpoint {
     return owned_storage_.back().data();
   }
 
+  // Drops the resident pages of a tensor that is mapped from a file (a
+  // no-op for owned tensors); reading it again faults them back in.
+  void release_pages(const tensor_ref& t) const {
+    for (const auto& shard : shards_)
+      if (shard->mapping().contains(t.data)) shard->mapping().release(t.data, t.bytes());
+  }
+
   std::size_t total_bytes() const {
     std::size_t total = 0;
     for (const auto& [name, ref] : tensors_) total += ref->bytes();

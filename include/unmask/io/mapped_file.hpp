@@ -10,7 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstddef>
 #include <cstring>
 #include <string>
@@ -70,6 +72,23 @@ class mapped_file {
   const unsigned char* data() const { return data_; }
   std::size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+
+  bool contains(const void* p) const {
+    const auto* b = static_cast<const unsigned char*>(p);
+    return data_ && b >= data_ && b < data_ + size_;
+  }
+
+  // Drops this process's copy of the whole pages inside [p, p + bytes) (the
+  // file is untouched, a later read faults them in again): a weight packed
+  // into another layout stops counting twice in the resident set.
+  void release(const void* p, std::size_t bytes) const {
+    if (!contains(p) || bytes == 0) return;
+    const std::uintptr_t page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
+    const std::uintptr_t begin = (reinterpret_cast<std::uintptr_t>(p) + page - 1) / page * page;
+    std::uintptr_t end = (reinterpret_cast<std::uintptr_t>(p) + bytes) / page * page;
+    end = std::min<std::uintptr_t>(end, reinterpret_cast<std::uintptr_t>(data_) + size_);
+    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  }
 
  private:
   void unmap() {

@@ -56,6 +56,9 @@ class safetensors_file {
     throw checkpoint_error(concat("tensor '", name, "' is not in '", path(), "'"));
   }
 
+  // The memory map the tensors view (mapped_file::release drops pages).
+  const mapped_file& mapping() const { return file_; }
+
  private:
   [[noreturn]] void fail(const std::string& what) const {
     throw file_error(concat("invalid safetensors file '", path(), "': ", what));

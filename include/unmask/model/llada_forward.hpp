@@ -64,7 +64,7 @@ class llada_forward {
   explicit llada_forward(const llada_model& model, Backend backend = {})
       : model_(model), backend_(std::move(backend)) {
     const llada_config& c = model.config();
-    backend_.upload_weights(model.weights());
+    backend_.upload_weights(model);
     rope_ = backend_.make_rope_table(c.max_sequence_length, c.head_dim(), float(c.rope_theta));
   }
 
@@ -132,9 +132,12 @@ class llada_forward {
     for (std::size_t layer = 0; layer < w.layers.size(); ++layer) {
       const llada_layer_weights& l = w.layers[layer];
       backend_.rmsnorm(x_.data(), rows, d, l.attn_norm, eps, normed_.data());
-      backend_.matmul_nt(normed_.data(), rows, l.q_proj, q_width, q_.data(), false);  // (rows, heads, hd)
-      backend_.matmul_nt(normed_.data(), rows, l.k_proj, kv_width, k_.data(), false);  // (rows, kv_heads, hd)
-      backend_.matmul_nt(normed_.data(), rows, l.v_proj, kv_width, v_.data(), false);
+      {  // q (rows, heads, hd), k and v (rows, kv_heads, hd): one GEMM where the backend fuses them
+        const tensor_ref* const w_qkv[3] = {&l.q_proj, &l.k_proj, &l.v_proj};
+        const std::int64_t n_qkv[3] = {q_width, kv_width, kv_width};
+        activation* const y_qkv[3] = {q_.data(), k_.data(), v_.data()};
+        backend_.matmul_nt_group(normed_.data(), rows, w_qkv, n_qkv, y_qkv, 3);
+      }
       backend_.rope(q_.data(), rows, c.n_heads, hd, positions_.data(), rope_);
       backend_.rope(k_.data(), rows, c.n_kv_heads, hd, positions_.data(), rope_);
       const activation* keys = k_.data();
@@ -152,8 +155,12 @@ class llada_forward {
       backend_.matmul_nt(attended_.data(), rows, l.attn_out, d, x_.data(), true);  // x += attn_out(.)
 
       backend_.rmsnorm(x_.data(), rows, d, l.ff_norm, eps, normed_.data());
-      backend_.matmul_nt(normed_.data(), rows, l.ff_proj, hidden, gate_.data(), false);  // (rows, hidden)
-      backend_.matmul_nt(normed_.data(), rows, l.up_proj, hidden, up_.data(), false);
+      {  // gate and up (rows, hidden)
+        const tensor_ref* const w_gate_up[2] = {&l.ff_proj, &l.up_proj};
+        const std::int64_t n_gate_up[2] = {hidden, hidden};
+        activation* const y_gate_up[2] = {gate_.data(), up_.data()};
+        backend_.matmul_nt_group(normed_.data(), rows, w_gate_up, n_gate_up, y_gate_up, 2);
+      }
       backend_.swiglu(gate_.data(), up_.data(), rows * hidden, gate_.data());
       backend_.matmul_nt(gate_.data(), rows, l.ff_out, d, x_.data(), true);  // x += ff_out(.)
     }

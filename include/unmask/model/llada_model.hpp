@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 
@@ -89,11 +91,44 @@ class llada_model {
   const llada_weights& weights() const { return weights_; }
   const checkpoint& tensors() const { return *checkpoint_; }
 
+  // Data a backend derives from the weights once per model and shares among
+  // every forward object (the CPU backend's packed panels): `make()` returns
+  // a std::shared_ptr<T> on the first request for `key` (under a lock) and
+  // the result lives as long as the model. T has `std::size_t bytes() const`.
+  template <class T, class Make>
+  std::shared_ptr<const T> prepared(const std::string& key, Make&& make) const {
+    std::lock_guard<std::mutex> lock(prepared_->mutex);
+    prepared_entry& slot = prepared_->entries[key];
+    if (!slot.data) {
+      std::shared_ptr<const T> made = make();
+      slot.bytes = made->bytes();
+      slot.data = std::move(made);
+    }
+    return std::static_pointer_cast<const T>(slot.data);
+  }
+  // Bytes of prepared data (packed weights) the model holds.
+  std::size_t prepared_bytes() const {
+    std::lock_guard<std::mutex> lock(prepared_->mutex);
+    std::size_t total = 0;
+    for (const auto& [key, entry] : prepared_->entries) total += entry.bytes;
+    return total;
+  }
+
  private:
+  struct prepared_entry {
+    std::shared_ptr<const void> data;
+    std::size_t bytes = 0;
+  };
+  struct prepared_store {
+    std::mutex mutex;
+    std::map<std::string, prepared_entry> entries;
+  };
+
   std::string directory_;
   llada_config config_;
   std::unique_ptr<checkpoint> checkpoint_;
   llada_weights weights_;
+  std::unique_ptr<prepared_store> prepared_ = std::make_unique<prepared_store>();
 };
 
 }  // namespace unmask

@@ -116,8 +116,7 @@ void gemm_benchmark(benchmark::State& state, cpu::isa_level level, cpu::compute_
   state.counters["GB/s"] = benchmark::Counter(bytes * iterations / 1e9, benchmark::Counter::kIsRate);
   // Ceilings: bf16 dot peak where vdpbf16ps runs, else the level's FMA peak.
   const bool native_bf16 = mode == cpu::compute_mode::bf16 && level == cpu::isa_level::avx512_bf16;
-  const double peak = native_bf16 ? (threads > 1 ? g_ceilings.bf16_dot.all : g_ceilings.bf16_dot.one)
-                                  : g_ceilings.fma_peak(cpu::isa_name(level), threads);
+  const double peak = native_bf16 ? bench::bf16_peak_now(threads) : bench::fma_peak_now(cpu::isa_name(level), threads);
   state.counters["peak_gflops"] = peak;
   state.counters["dram_gbps"] = threads > 1 ? g_ceilings.dram_read.all : g_ceilings.dram_read.one;
   state.counters["copies"] = copies;
@@ -149,7 +148,7 @@ void openblas_benchmark(benchmark::State& state, int threads, std::int64_t rows,
   state.counters["GFLOP/s"] =
       benchmark::Counter(2.0 * double(rows * shape.n * shape.k) * iterations / 1e9, benchmark::Counter::kIsRate);
   state.counters["GB/s"] = benchmark::Counter(double(size * 4) * iterations / 1e9, benchmark::Counter::kIsRate);
-  state.counters["peak_gflops"] = g_ceilings.fma_peak(cpu::isa_name(cpu::detected_isa()), threads);
+  state.counters["peak_gflops"] = bench::fma_peak_now(cpu::isa_name(cpu::detected_isa()), threads);
   state.counters["dram_gbps"] = threads > 1 ? g_ceilings.dram_read.all : g_ceilings.dram_read.one;
 }
 #endif
@@ -181,7 +180,7 @@ void attention_benchmark(benchmark::State& state, cpu::isa_level level, int thre
   }
   state.counters["GFLOP/s"] =
       benchmark::Counter(4.0 * pairs * double(heads * hd) * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
-  state.counters["peak_gflops"] = g_ceilings.fma_peak(cpu::isa_name(level), threads);
+  state.counters["peak_gflops"] = bench::fma_peak_now(cpu::isa_name(level), threads);
 }
 
 // Bytes moved per call for the elementwise kernels; ceiling: L3-resident reads.

@@ -5,7 +5,8 @@
 //     on registers only (AVX-512 zmm and AVX2 ymm fused; the portable level
 //     as its vectors compile, separate multiply and add without FMA flags)
 //   bf16 dot-product peak: vdpbf16ps chains (AVX512-BF16 only)
-//   DRAM read bandwidth: a 1 GiB array, far larger than any L3, read once
+//   DRAM read bandwidth: a 1 GiB array, far larger than any L3, read once,
+//     the faster of one stream and four streams through 64 KiB blocks
 //   L3-resident read bandwidth: 4 MiB per thread, read again and again
 // each on one thread and on every thread of the pool at once; every figure
 // is the best of several repetitions. GFLOP/s count a multiply-add as 2.
@@ -35,7 +36,7 @@ inline double seconds_since(clock_type::time_point start) {
 
 namespace detail {
 
-constexpr long peak_iterations = 4'000'000;
+constexpr long peak_iterations = 2'000'000;  // about 20 ms a thread
 
 typedef float f32x8 __attribute__((vector_size(32)));
 
@@ -73,7 +74,9 @@ __attribute__((target("avx512f"), noinline)) inline float peak_avx512(long itera
     for (int i = 0; i < 24; ++i) acc[i] = _mm512_fmadd_ps(acc[i], b, c);
   __m512 s = acc[0];
   for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, acc[i]);
-  return _mm512_reduce_add_ps(s);
+  float t[16];
+  _mm512_storeu_ps(t, s);
+  return t[0] + t[15];
 }
 
 __attribute__((target("avx512f,avx512bf16"), noinline)) inline float peak_bf16(long iterations) {
@@ -85,7 +88,9 @@ __attribute__((target("avx512f,avx512bf16"), noinline)) inline float peak_bf16(l
     for (int i = 0; i < 24; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
   __m512 s = acc[0];
   for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, acc[i]);
-  return _mm512_reduce_add_ps(s);
+  float t[16];
+  _mm512_storeu_ps(t, s);
+  return t[0] + t[15];
 }
 #endif
 
@@ -107,41 +112,59 @@ inline float run_peak(const std::string& kind, long iterations) {
   return peak_portable(iterations);
 }
 
-// Sums a float array with vector loads (several accumulators), so the loads,
-// not the adds, are the limit.
-__attribute__((noinline)) inline float read_portable(const float* p, std::size_t n) {
+// Sums a float array with vector loads, either as one sequential stream or
+// as four streams through consecutive 64 KiB blocks (the way the one-row
+// GEMM reads four panels); the ceiling is the faster (on some machines one
+// stream leaves DRAM idle between prefetches, on others streams far apart
+// thrash DRAM pages). Enough accumulators that the adds never limit.
+constexpr std::size_t block_floats = 16384;
+
+// Element offset of load j (of 4 per step) at step i: sequential, or four
+// streams through consecutive blocks.
+inline std::size_t read_offset(std::size_t i, int a, std::size_t lanes, bool blocked) {
+  if (!blocked) return i * 4 * lanes + std::size_t(a) * lanes;
+  const std::size_t per_block = block_floats / lanes, block = i / per_block, within = i % per_block;
+  return block * 4 * block_floats + std::size_t(a) * block_floats + within * lanes;
+}
+
+__attribute__((noinline)) inline float read_portable(const float* p, std::size_t n, bool blocked) {
   f32x8 acc[4] = {};
-  for (std::size_t i = 0; i + 32 <= n; i += 32)
+  const std::size_t steps = n / (4 * block_floats) * block_floats / 8;
+  for (std::size_t i = 0; i < steps; ++i)
     for (int a = 0; a < 4; ++a) {
       f32x8 v;
-      std::memcpy(&v, p + i + 8 * a, sizeof v);
+      std::memcpy(&v, p + read_offset(i, a, 8, blocked), sizeof v);
       acc[a] += v;
     }
   const f32x8 s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
   return s[0] + s[7];
 }
 #if UNMASK_CPU_X86
-__attribute__((target("avx2"), noinline)) inline float read_avx2(const float* p, std::size_t n) {
+__attribute__((target("avx2"), noinline)) inline float read_avx2(const float* p, std::size_t n, bool blocked) {
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-  for (std::size_t i = 0; i + 32 <= n; i += 32)
-    for (int a = 0; a < 4; ++a) acc[a] = _mm256_add_ps(acc[a], _mm256_loadu_ps(p + i + 8 * a));
+  const std::size_t steps = n / (4 * block_floats) * block_floats / 8;
+  for (std::size_t i = 0; i < steps; ++i)
+    for (int a = 0; a < 4; ++a) acc[a] = _mm256_add_ps(acc[a], _mm256_loadu_ps(p + read_offset(i, a, 8, blocked)));
   const __m256 s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
   return _mm_cvtss_f32(_mm256_castps256_ps128(s));
 }
-__attribute__((target("avx512f"), noinline)) inline float read_avx512(const float* p, std::size_t n) {
+__attribute__((target("avx512f"), noinline)) inline float read_avx512(const float* p, std::size_t n, bool blocked) {
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-  for (std::size_t i = 0; i + 64 <= n; i += 64)
-    for (int a = 0; a < 4; ++a) acc[a] = _mm512_add_ps(acc[a], _mm512_loadu_ps(p + i + 16 * a));
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+  const std::size_t steps = n / (4 * block_floats) * block_floats / 16;
+  for (std::size_t i = 0; i < steps; ++i)
+    for (int a = 0; a < 4; ++a) acc[a] = _mm512_add_ps(acc[a], _mm512_loadu_ps(p + read_offset(i, a, 16, blocked)));
+  float t[16];
+  _mm512_storeu_ps(t, _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+  return t[0] + t[15];
 }
 #endif
 
-inline float read_array(const float* p, std::size_t n) {
+inline float read_array(const float* p, std::size_t n, bool blocked) {
 #if UNMASK_CPU_X86
-  if (cpu::detected_isa() >= cpu::isa_level::avx512) return read_avx512(p, n);
-  if (cpu::detected_isa() >= cpu::isa_level::avx2) return read_avx2(p, n);
+  if (cpu::detected_isa() >= cpu::isa_level::avx512) return read_avx512(p, n, blocked);
+  if (cpu::detected_isa() >= cpu::isa_level::avx2) return read_avx2(p, n, blocked);
 #endif
-  return read_portable(p, n);
+  return read_portable(p, n, blocked);
 }
 
 }  // namespace detail
@@ -197,20 +220,34 @@ inline ceiling_pair measure_read(std::size_t bytes_per_thread, int threads, int 
   cpu::parallel_for(0, threads, [&](std::int64_t t) { arrays[std::size_t(t)].assign(n, 1.0f); }, cpu::min_parallel_work);
   ceiling_pair best;
   volatile float sink = 0;
-  for (int r = 0; r < repeats; ++r) {
-    const double one = on_threads(1, [&](int) {
-      for (int p = 0; p < passes; ++p) sink = sink + detail::read_array(arrays[0].data(), n);
-    });
-    best.one = std::max(best.one, double(passes) * double(n * sizeof(float)) / one / 1e9);
-    if (threads > 1) {
-      const double all = on_threads(threads, [&](int t) {
-        for (int p = 0; p < passes; ++p) sink = sink + detail::read_array(arrays[std::size_t(t)].data(), n);
+  for (int r = 0; r < repeats; ++r)
+    for (bool blocked : {false, true}) {
+      const double one = on_threads(1, [&](int) {
+        for (int p = 0; p < passes; ++p) sink = sink + detail::read_array(arrays[0].data(), n, blocked);
       });
-      best.all = std::max(best.all, double(threads) * passes * double(n * sizeof(float)) / all / 1e9);
+      best.one = std::max(best.one, double(passes) * double(n * sizeof(float)) / one / 1e9);
+      if (threads > 1) {
+        const double all = on_threads(threads, [&](int t) {
+          for (int p = 0; p < passes; ++p) sink = sink + detail::read_array(arrays[std::size_t(t)].data(), n, blocked);
+        });
+        best.all = std::max(best.all, double(threads) * passes * double(n * sizeof(float)) / all / 1e9);
+      }
     }
-  }
   if (threads <= 1) best.all = best.one;
   return best;
+}
+
+// The fp32 FMA peak of a level on `threads` threads, measured again now
+// (short): benchmarks compare each result with a peak taken right after it,
+// since a shared machine's speed drifts within a run.
+inline double fma_peak_now(const std::string& level, int threads) {
+  const std::string kind = level == "avx512_bf16" ? "avx512" : level;
+  const ceiling_pair p = measure_peak(kind, threads, 2);
+  return threads > 1 ? p.all : p.one;
+}
+inline double bf16_peak_now(int threads) {
+  const ceiling_pair p = measure_peak("bf16", threads, 2);
+  return threads > 1 ? p.all : p.one;
 }
 
 // Every ceiling; `quick` for smoke runs (seconds, not meaningful figures).

@@ -16,12 +16,16 @@
 // independent multiply-add chains hide the FMA latency while the weights
 // stream from memory at full speed.
 //
-// Every output is the same chain of fused multiply-adds over k in order,
-// starting from 0 or from y (accumulate), in both paths and whatever the
-// number of rows, the tile a row falls in or the thread that computes it: a
-// row's result is bit-identical alone or in any batch. (Storing a partial sum
-// between k blocks and reloading it is exact.) In the bf16 mode each step is
-// one bf16-pair dot product (dot_bf16) instead of one multiply-add.
+// Summation order, the same in both paths and whatever the number of rows,
+// the tile a row falls in or the thread that computes it, so a row's result
+// is bit-identical alone or in any batch: k is cut into blocks of KC from
+// k = 0; each block's partial sum is one chain of fused multiply-adds from
+// zero, and the partial sums are added to y in block order,
+//   y = (((y0 + s_0) + s_1) + ...)   (y0 = y with accumulate; else y = s_0 + ...)
+// A tile adds its partial sum to C only at its end, so C's cache lines are
+// prefetched while it computes rather than waited for at its start. In the
+// bf16 mode each step is one bf16-pair dot product (dot_bf16) instead of one
+// multiply-add.
 
 template <class Ops>
 struct gemm_constants {
@@ -29,10 +33,12 @@ struct gemm_constants {
   static constexpr int MR = L == 16 ? 12 : 6;          // rows of a strip: 2 MR accumulators
   static constexpr int small_rows = L == 16 ? 4 : 3;  // up to this, the one-row path
   static constexpr std::int64_t KC = 256;             // k (or k pairs) per block
-  // Tile heights of the strip path: MR, then smaller ones for a short last
-  // strip (fewer kernels to compile than every height up to MR).
+  // Tile heights of the strip path. Rows are spread evenly over the strips
+  // (32 rows at MR 6: 6, 6, 5, 5, 5, 5), so strips are MR, MR - 1 or MR - 2
+  // high when there are enough rows; other heights run as tiles of 8, 4, 2
+  // and 1 (fewer kernels to compile than every height up to MR).
   static constexpr int tile_for(int rows) {
-    return rows >= MR ? MR : rows >= 8 ? 8 : rows >= 4 ? 4 : rows >= 2 ? 2 : 1;
+    return rows >= MR ? MR : rows >= MR - 1 ? MR - 1 : rows >= MR - 2 ? MR - 2 : rows >= 8 ? 8 : rows >= 4 ? 4 : rows >= 2 ? 2 : 1;
   }
   // Panels in flight per row on the one-row path.
   static constexpr int panels_for(int rows) { return L == 16 ? (rows <= 2 ? 4 : 2) : (rows == 1 ? 4 : 2); }
@@ -73,51 +79,50 @@ struct tile_out {
   std::int64_t ldc;
 };
 
+// Starts fetching the tile's C lines (needed at its end).
 template <class Ops, int R, int P>
-UNMASK_SIMD_INLINE void tile_load(typename Ops::vf (&acc)[R][P][2], const tile_out<P>& out, bool load_c) {
+UNMASK_SIMD_INLINE void tile_prefetch(const tile_out<P>& out) {
   constexpr int L = Ops::lanes;
-  UNMASK_CPU_UNROLL
   for (int r = 0; r < R; ++r)
-    UNMASK_CPU_UNROLL
-    for (int p = 0; p < P; ++p) {
-      if (!load_c || out.cols[p] == 0) {
-        acc[r][p][0] = acc[r][p][1] = Ops::zero();
-      } else if (out.cols[p] == 2 * L) {
-        acc[r][p][0] = Ops::load(out.c[p] + r * out.ldc);
-        acc[r][p][1] = Ops::load(out.c[p] + r * out.ldc + L);
-      } else {
-        const int n = out.cols[p];
-        acc[r][p][0] = Ops::load_n(out.c[p] + r * out.ldc, n < L ? n : L);
-        acc[r][p][1] = Ops::load_n(out.c[p] + r * out.ldc + L, n > L ? n - L : 0);
+    for (int p = 0; p < P; ++p)
+      if (out.cols[p] > 0) {
+        __builtin_prefetch(out.c[p] + r * out.ldc, 1, 3);
+        __builtin_prefetch(out.c[p] + r * out.ldc + 2 * L - 1, 1, 3);
       }
-    }
 }
 
+// C = s (first) or C + s, for the stored columns.
 template <class Ops, int R, int P>
-UNMASK_SIMD_INLINE void tile_store(typename Ops::vf (&acc)[R][P][2], const tile_out<P>& out) {
+UNMASK_SIMD_INLINE void tile_store(typename Ops::vf (&acc)[R][P][2], const tile_out<P>& out, bool first) {
   constexpr int L = Ops::lanes;
   UNMASK_CPU_UNROLL
   for (int r = 0; r < R; ++r)
     UNMASK_CPU_UNROLL
     for (int p = 0; p < P; ++p) {
+      float* c = out.c[p] + r * out.ldc;
       if (out.cols[p] == 2 * L) {
-        Ops::store(out.c[p] + r * out.ldc, acc[r][p][0]);
-        Ops::store(out.c[p] + r * out.ldc + L, acc[r][p][1]);
+        Ops::store(c, first ? acc[r][p][0] : Ops::load(c) + acc[r][p][0]);
+        Ops::store(c + L, first ? acc[r][p][1] : Ops::load(c + L) + acc[r][p][1]);
       } else if (out.cols[p] > 0) {
-        const int n = out.cols[p];
-        Ops::store_n(out.c[p] + r * out.ldc, acc[r][p][0], n < L ? n : L);
-        if (n > L) Ops::store_n(out.c[p] + r * out.ldc + L, acc[r][p][1], n - L);
+        const int n0 = out.cols[p] < L ? out.cols[p] : L, n1 = out.cols[p] - n0;
+        Ops::store_n(c, first ? acc[r][p][0] : Ops::load_n(c, n0) + acc[r][p][0], n0);
+        if (n1 > 0) Ops::store_n(c + L, first ? acc[r][p][1] : Ops::load_n(c + L, n1) + acc[r][p][1], n1);
       }
     }
 }
 
-// C tile (R x P panels) (+)= A (R x [k0, k1)) B, A[r][i] = a[r * a_row + i * a_k].
+// C tile (R x P panels) = (first ? 0 : C) + A (R x [k0, k1)) B, with
+// A[r][i] = a[r * a_row + i * a_k].
 template <class Ops, int R, int P, class Panel>
 UNMASK_SIMD_NOINLINE void tile_f32(const float* a, std::int64_t a_row, std::int64_t a_k, const Panel (&b)[P], std::int64_t k0,
-                     std::int64_t k1, const tile_out<P>& out, bool load_c) {
+                     std::int64_t k1, const tile_out<P>& out, bool first) {
   using vf = typename Ops::vf;
   vf acc[R][P][2];
-  tile_load<Ops, R, P>(acc, out, load_c);
+  UNMASK_CPU_UNROLL
+  for (int r = 0; r < R; ++r)
+    UNMASK_CPU_UNROLL
+    for (int p = 0; p < P; ++p) acc[r][p][0] = acc[r][p][1] = Ops::zero();
+  tile_prefetch<Ops, R, P>(out);
   for (std::int64_t i = k0; i < k1; ++i) {
     vf w[P][2];
 UNMASK_CPU_UNROLL
@@ -132,19 +137,23 @@ UNMASK_CPU_UNROLL
       }
     }
   }
-  tile_store<Ops, R, P>(acc, out);
+  tile_store<Ops, R, P>(acc, out, first);
 }
 
 // The bf16 mode: A holds (even, odd) bf16 pairs as 32-bit words, B panel
 // pointers at pair 0 (2L words per pair row: columns [0, L) then [L, 2L)).
 template <class Ops, int R, int P>
 UNMASK_SIMD_NOINLINE void tile_pairs(const std::uint32_t* a, std::int64_t a_row, std::int64_t a_k, const std::uint16_t* const (&b)[P],
-                       std::int64_t t0, std::int64_t t1, const tile_out<P>& out, bool load_c) {
+                       std::int64_t t0, std::int64_t t1, const tile_out<P>& out, bool first) {
   using vf = typename Ops::vf;
   using vu = typename Ops::vu;
   constexpr int L = Ops::lanes;
   vf acc[R][P][2];
-  tile_load<Ops, R, P>(acc, out, load_c);
+  UNMASK_CPU_UNROLL
+  for (int r = 0; r < R; ++r)
+    UNMASK_CPU_UNROLL
+    for (int p = 0; p < P; ++p) acc[r][p][0] = acc[r][p][1] = Ops::zero();
+  tile_prefetch<Ops, R, P>(out);
   for (std::int64_t t = t0; t < t1; ++t) {
     vu w[P][2];
 UNMASK_CPU_UNROLL
@@ -162,7 +171,7 @@ UNMASK_CPU_UNROLL
       }
     }
   }
-  tile_store<Ops, R, P>(acc, out);
+  tile_store<Ops, R, P>(acc, out, first);
 }
 
 // Runtime row count -> compile-time R (1..MAX).
@@ -180,13 +189,21 @@ UNMASK_SIMD_INLINE void with_rows(int rows, F&& f) {
 // Runtime tile height (one of K::tile_for's) -> compile-time R.
 template <class K, class F>
 UNMASK_SIMD_INLINE void with_tile_rows(int rows, F&& f) {
-  switch (rows) {
-    case K::MR: f(std::integral_constant<int, K::MR>{}); break;
-    case 8: if constexpr (K::MR > 8) f(std::integral_constant<int, 8>{}); break;
-    case 4: f(std::integral_constant<int, 4>{}); break;
-    case 2: f(std::integral_constant<int, 2>{}); break;
-    default: f(std::integral_constant<int, 1>{}); break;
-  }
+  if (rows == K::MR) f(std::integral_constant<int, K::MR>{});
+  else if (rows == K::MR - 1) f(std::integral_constant<int, K::MR - 1>{});
+  else if (rows == K::MR - 2) f(std::integral_constant<int, K::MR - 2>{});
+  else if (rows == 8) f(std::integral_constant<int, (K::MR > 10 ? 8 : 4)>{});  // 8 exists only with MR 12
+  else if (rows == 4) f(std::integral_constant<int, 4>{});
+  else if (rows == 2) f(std::integral_constant<int, 2>{});
+  else f(std::integral_constant<int, 1>{});
+}
+
+// Strip s of `count` strips over `rows` rows: its first row and height
+// (rows spread evenly, the first rows % count strips one row higher).
+inline void strip_extent(std::int64_t rows, std::int64_t count, std::int64_t s, std::int64_t& first, std::int64_t& height) {
+  const std::int64_t base = rows / count, extra = rows % count;
+  first = s * base + std::min(s, extra);
+  height = base + (s < extra ? 1 : 0);
 }
 
 // Rounds activations to bf16 pairs: out[t] = (x[2t], x[2t + 1]), x[k] = 0.
@@ -257,31 +274,35 @@ void gemm_packed(const float* x, std::int64_t rows, std::int64_t ldx, const pack
           out.c[p] = y[u.segment] + column_start(u, q);
           out.cols[p] = p < u.count ? panel_cols(u, q) : 0;
         }
-        if (Ops::pairs_only || pairs) {
-          const std::uint16_t* b[P];
-          for (int p = 0; p < P; ++p) b[p] = static_cast<const std::uint16_t*>(src[p]);
-          tile_pairs<Ops, R, P>(xp, depth, 1, b, 0, depth, out, accumulate);
-        } else if constexpr (Ops::pairs_only) {
-        } else if (type == dtype::f32) {
-          panel_f32<Ops> b[P];
-          for (int p = 0; p < P; ++p) b[p] = {static_cast<const float*>(src[p]), W};
-          tile_f32<Ops, R, P>(x, ldx, 1, b, 0, k, out, accumulate);
-        } else if (type == dtype::f16) {
-          panel_f16<Ops> b[P];
-          for (int p = 0; p < P; ++p) b[p] = {static_cast<const std::uint16_t*>(src[p])};
-          tile_f32<Ops, R, P>(x, ldx, 1, b, 0, k, out, accumulate);
-        } else {
-          panel_bf16<Ops> b[P];
-          for (int p = 0; p < P; ++p) b[p] = {static_cast<const std::uint16_t*>(src[p])};
-          tile_f32<Ops, R, P>(x, ldx, 1, b, 0, k, out, accumulate);
+        for (std::int64_t k0 = 0; k0 < depth; k0 += K::KC) {
+          const std::int64_t k1 = std::min(depth, k0 + K::KC);
+          const bool first = k0 == 0 && !accumulate;
+          if (Ops::pairs_only || pairs) {
+            const std::uint16_t* b[P];
+            for (int p = 0; p < P; ++p) b[p] = static_cast<const std::uint16_t*>(src[p]);
+            tile_pairs<Ops, R, P>(xp, depth, 1, b, k0, k1, out, first);
+          } else if constexpr (Ops::pairs_only) {
+          } else if (type == dtype::f32) {
+            panel_f32<Ops> b[P];
+            for (int p = 0; p < P; ++p) b[p] = {static_cast<const float*>(src[p]), W};
+            tile_f32<Ops, R, P>(x, ldx, 1, b, k0, k1, out, first);
+          } else if (type == dtype::f16) {
+            panel_f16<Ops> b[P];
+            for (int p = 0; p < P; ++p) b[p] = {static_cast<const std::uint16_t*>(src[p])};
+            tile_f32<Ops, R, P>(x, ldx, 1, b, k0, k1, out, first);
+          } else {
+            panel_bf16<Ops> b[P];
+            for (int p = 0; p < P; ++p) b[p] = {static_cast<const std::uint16_t*>(src[p])};
+            tile_f32<Ops, R, P>(x, ldx, 1, b, k0, k1, out, first);
+          }
         }
       }, std::int64_t(R) * P * W * k);
     });
     return;
   }
 
-  // Pack A into strips of MR rows, k-major: strip s, step i, row r at
-  // (s * depth + i) * MR + r; rows past the end are zero (never stored).
+  // Pack A into strips of up to MR rows, k-major: strip s, step i, row r at
+  // (s * depth + i) * MR + r; rows past the strip's height are zero (never stored).
   constexpr int MR = K::MR;
   const std::int64_t strip_count = (rows + MR - 1) / MR;
   strips.resize(std::size_t(strip_count * depth * MR));
@@ -289,9 +310,11 @@ void gemm_packed(const float* x, std::int64_t rows, std::int64_t ldx, const pack
   parallel_for(0, strip_count, [&](std::int64_t s) {
     float* dst = xs + s * depth * MR;
     auto* dst_pairs = reinterpret_cast<std::uint32_t*>(dst);
+    std::int64_t first_row = 0, height = 0;
+    strip_extent(rows, strip_count, s, first_row, height);
     for (int r = 0; r < MR; ++r) {
-      const std::int64_t row = s * MR + r;
-      if (row >= rows) {
+      const std::int64_t row = first_row + r;
+      if (r >= height) {
         for (std::int64_t i = 0; i < depth; ++i) dst[i * MR + r] = 0.0f;
       } else if (pairs) {
         for (std::int64_t t = 0; t < depth; ++t) dst_pairs[t * MR + r] = bf16_pair(x + row * ldx, t, k);
@@ -301,6 +324,8 @@ void gemm_packed(const float* x, std::int64_t rows, std::int64_t ldx, const pack
     }
   }, MR * depth);
 
+  // Bytes of one step of a panel: 2L weights, or 2L bf16 pairs.
+  const std::int64_t row_bytes = pairs ? 4 * W : W * std::int64_t(dtype_size(type));
   const std::int64_t panels = w.panels();
   const std::int64_t per_unit = std::max<std::int64_t>(1, panels / (8 * std::int64_t(thread_count())));
   const std::vector<panel_range> units = panel_units(w, per_unit);
@@ -308,36 +333,48 @@ void gemm_packed(const float* x, std::int64_t rows, std::int64_t ldx, const pack
     const panel_range& u = units[std::size_t(index)];
     for (std::int64_t k0 = 0; k0 < depth; k0 += K::KC) {
       const std::int64_t k1 = std::min(depth, k0 + K::KC);
-      const bool load_c = accumulate || k0 > 0;
+      const bool first = k0 == 0 && !accumulate;
       for (std::int64_t p = 0; p < u.count; ++p) {
         const void* src = panel_ptr(u, p);
+        // While this slab (panel p, rows [k0, k1)) passes the strips, the
+        // next one is fetched into the cache a share per strip, so a new
+        // slab never starts with a wait on memory.
+        const unsigned char* next = nullptr;
+        if (p + 1 < u.count) next = static_cast<const unsigned char*>(panel_ptr(u, p + 1)) + k0 * row_bytes;
+        else if (k1 < depth) next = static_cast<const unsigned char*>(panel_ptr(u, 0)) + k1 * row_bytes;
+        const std::int64_t lines = (std::min(K::KC, next && p + 1 < u.count ? k1 - k0 : depth - k1) * row_bytes + 63) / 64;
+        const std::int64_t lines_per_strip = (lines + strip_count - 1) / strip_count;
         for (std::int64_t s = 0; s < strip_count; ++s) {
-          // A short last strip runs as tiles of the sizes in K::tile_rows.
-          const std::int64_t strip_rows = std::min<std::int64_t>(MR, rows - s * MR);
+          if (next)
+            for (std::int64_t line = s * lines_per_strip; line < std::min(lines, (s + 1) * lines_per_strip); ++line)
+              __builtin_prefetch(next + line * 64, 0, 2);
+          // A strip runs as tiles of the heights K::tile_for gives.
+          std::int64_t first_row = 0, strip_rows = 0;
+          strip_extent(rows, strip_count, s, first_row, strip_rows);
           for (std::int64_t r0 = 0; r0 < strip_rows;) {
             const int R = K::tile_for(int(strip_rows - r0));
             tile_out<1> out;
             out.ldc = ldy[u.segment];
-            out.c[0] = y[u.segment] + (s * MR + r0) * out.ldc + column_start(u, p);
+            out.c[0] = y[u.segment] + (first_row + r0) * out.ldc + column_start(u, p);
             out.cols[0] = panel_cols(u, p);
             const float* a = xs + s * depth * MR + r0;
             with_tile_rows<K>(R, [&](auto rc) {
               constexpr int RR = decltype(rc)::value;
               if constexpr (Ops::pairs_only) {
                 const std::uint16_t* b[1] = {static_cast<const std::uint16_t*>(src)};
-                tile_pairs<Ops, RR, 1>(reinterpret_cast<const std::uint32_t*>(a), 1, MR, b, k0, k1, out, load_c);
+                tile_pairs<Ops, RR, 1>(reinterpret_cast<const std::uint32_t*>(a), 1, MR, b, k0, k1, out, first);
               } else if (pairs) {
                 const std::uint16_t* b[1] = {static_cast<const std::uint16_t*>(src)};
-                tile_pairs<Ops, RR, 1>(reinterpret_cast<const std::uint32_t*>(a), 1, MR, b, k0, k1, out, load_c);
+                tile_pairs<Ops, RR, 1>(reinterpret_cast<const std::uint32_t*>(a), 1, MR, b, k0, k1, out, first);
               } else if (type == dtype::f32) {
                 const panel_f32<Ops> b[1] = {{static_cast<const float*>(src), W}};
-                tile_f32<Ops, RR, 1>(a, 1, MR, b, k0, k1, out, load_c);
+                tile_f32<Ops, RR, 1>(a, 1, MR, b, k0, k1, out, first);
               } else if (type == dtype::f16) {
                 const panel_f16<Ops> b[1] = {{static_cast<const std::uint16_t*>(src)}};
-                tile_f32<Ops, RR, 1>(a, 1, MR, b, k0, k1, out, load_c);
+                tile_f32<Ops, RR, 1>(a, 1, MR, b, k0, k1, out, first);
               } else {
                 const panel_bf16<Ops> b[1] = {{static_cast<const std::uint16_t*>(src)}};
-                tile_f32<Ops, RR, 1>(a, 1, MR, b, k0, k1, out, load_c);
+                tile_f32<Ops, RR, 1>(a, 1, MR, b, k0, k1, out, first);
               }
             });
             r0 += R;

@@ -21,6 +21,7 @@
 
 #include "unmask/core/host_buffer.hpp"
 #include "unmask/cpu/attention.hpp"
+#include "unmask/cpu/choose.hpp"
 #include "unmask/cpu/embedding.hpp"
 #include "unmask/cpu/isa.hpp"
 #include "unmask/cpu/matmul.hpp"
@@ -151,12 +152,11 @@ struct cpu_backend {
     const std::int64_t count = rows * vocab;
     for (std::int64_t i = 0; i < count; ++i) logits[i] = guided_logit(logits[i], logits[count + i], scale);
   }
-  // out[i] = choose_token(logits row i, ...) for i < count.
+  // out[i] = choose_token(logits row i, ...) for i < count (unmask/cpu/choose.hpp).
   void choose_tokens(const float* logits, std::int64_t count, std::int64_t vocab, const sampling_settings& sampling,
                      confidence_metric metric, std::int32_t excluded, const counter_rng& rng,
                      const draw_site* sites, token_choice* out) const {
-    for (std::int64_t i = 0; i < count; ++i)
-      out[i] = choose_token(logits + i * vocab, vocab, sampling, metric, excluded, rng, sites[i]);
+    cpu::choose_tokens(logits, count, vocab, sampling, metric, excluded, rng, sites, out, level_);
   }
 
   // ---- resident decoding (unmask/decode/resident_decoder.hpp) ----
@@ -168,10 +168,12 @@ struct cpu_backend {
   void propose_tokens(const float* logits, std::int64_t count, std::int64_t vocab, const sampling_settings& sampling,
                       confidence_metric metric, std::int32_t excluded, const counter_rng& rng, const draw_site* sites,
                       std::int32_t* tokens, float* confidence) const {
+    thread_local std::vector<token_choice> choices;
+    choices.resize(std::size_t(count));
+    cpu::choose_tokens(logits, count, vocab, sampling, metric, excluded, rng, sites, choices.data(), level_);
     for (std::int64_t i = 0; i < count; ++i) {
-      const token_choice c = choose_token(logits + i * vocab, vocab, sampling, metric, excluded, rng, sites[i]);
-      tokens[i] = c.token;
-      confidence[i] = c.confidence;
+      tokens[i] = choices[std::size_t(i)].token;
+      confidence[i] = choices[std::size_t(i)].confidence;
     }
   }
   void resident_candidates(const resident_sequence* seqs, std::int64_t n, std::int32_t block_length,

@@ -27,6 +27,9 @@ struct vocab_stats {
   std::int32_t argmax = -1;
 
   UNMASK_HOST_DEVICE void push(float logit, std::int32_t index) {
+    // A -inf logit (a banned token) adds e^-inf = 0 and changes no maximum;
+    // before any finite logit, -inf - -inf would make the sums NaN.
+    if (logit == -INFINITY) return;
     if (logit > max_logit) {
       rescale(logit);
       second_logit = max_logit;

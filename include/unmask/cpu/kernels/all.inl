@@ -4,3 +4,4 @@
 #include "unmask/cpu/kernels/gemm.inl"
 #include "unmask/cpu/kernels/attention.inl"
 #include "unmask/cpu/kernels/elementwise.inl"
+#include "unmask/cpu/kernels/vocab.inl"

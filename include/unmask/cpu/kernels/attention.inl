@@ -27,23 +27,24 @@
 template <class Ops>
 struct attention_constants {
   static constexpr int L = Ops::lanes;
-  static constexpr int TL = 16;              // query rows per task
+  static constexpr int TL = 24;              // query rows per task
   static constexpr std::int64_t TK = 64;     // keys per tile
-  static constexpr int RL = L == 16 ? 4 : 2;  // score tile: RL queries x RK keys
+  static constexpr int RL = L == 16 ? 6 : 3;  // score and output tiles: RL queries (x RK keys, x CG chunks)
   static constexpr int RK = 4;
   static constexpr int CG = 4;               // output tile: head_dim chunks per pass
 };
 
 // Head-dim chunk c of a row as a vector (a short last chunk reads zeros).
-template <class Ops>
+template <class Ops, bool Whole>
 UNMASK_SIMD_INLINE typename Ops::vf chunk_load(const float* row, std::int64_t c, std::int64_t hd) {
   const std::int64_t at = c * Ops::lanes;
+  if (Whole) return Ops::load(row + at);
   return at + Ops::lanes <= hd ? Ops::load(row + at) : Ops::load_n(row + at, int(hd - at));
 }
 
 // scores[l][j] = scale * q_l . k_j for RL x RK pairs (rows past the valid
 // ones repeat the last; the caller ignores them).
-template <class Ops, int QR, int KR>
+template <class Ops, int QR, int KR, bool Whole>
 UNMASK_SIMD_NOINLINE void score_tile(const float* const (&q)[QR], const float* const (&k)[KR], std::int64_t hd, float scale,
                                      float* const (&out)[QR]) {
   using vf = typename Ops::vf;
@@ -57,10 +58,10 @@ UNMASK_SIMD_NOINLINE void score_tile(const float* const (&q)[QR], const float* c
   for (std::int64_t c = 0; c < chunks; ++c) {
     vf kv[KR];
     UNMASK_CPU_UNROLL
-    for (int j = 0; j < KR; ++j) kv[j] = chunk_load<Ops>(k[j], c, hd);
+    for (int j = 0; j < KR; ++j) kv[j] = chunk_load<Ops, Whole>(k[j], c, hd);
     UNMASK_CPU_UNROLL
     for (int r = 0; r < QR; ++r) {
-      const vf qv = chunk_load<Ops>(q[r], c, hd);
+      const vf qv = chunk_load<Ops, Whole>(q[r], c, hd);
       UNMASK_CPU_UNROLL
       for (int j = 0; j < KR; ++j) acc[r][j] = Ops::fma(qv, kv[j], acc[r][j]);
     }
@@ -77,7 +78,8 @@ UNMASK_SIMD_NOINLINE void score_tile(const float* const (&q)[QR], const float* c
 
 // o[r] (head_dim) += sum_j p[r][j] v_j over nk keys, for QR rows and the
 // head-dim chunks [c0, c0 + CG) (chunks past the row repeat the last one).
-template <class Ops, int QR, int CG>
+// Whole: every chunk is L wide (head_dim a multiple of L), plain loads.
+template <class Ops, int QR, int CG, bool Whole>
 UNMASK_SIMD_NOINLINE void output_tile(const float* const (&p)[QR], const float* v, std::int64_t ldv, std::int64_t nk,
                                       std::int64_t c0, std::int64_t hd, float* const (&o)[QR]) {
   using vf = typename Ops::vf;
@@ -89,15 +91,16 @@ UNMASK_SIMD_NOINLINE void output_tile(const float* const (&p)[QR], const float* 
     chunk[g] = std::min(c0 + g, chunks - 1);
     width[g] = int(std::min<std::int64_t>(L, hd - chunk[g] * L));
   }
+  auto load = [&](const float* at, int g) { return Whole ? Ops::load(at) : Ops::load_n(at, width[g]); };
   vf acc[QR][CG];
   UNMASK_CPU_UNROLL
   for (int r = 0; r < QR; ++r)
     UNMASK_CPU_UNROLL
-    for (int g = 0; g < CG; ++g) acc[r][g] = Ops::load_n(o[r] + chunk[g] * L, width[g]);
+    for (int g = 0; g < CG; ++g) acc[r][g] = load(o[r] + chunk[g] * L, g);
   for (std::int64_t j = 0; j < nk; ++j) {
     vf vv[CG];
     UNMASK_CPU_UNROLL
-    for (int g = 0; g < CG; ++g) vv[g] = Ops::load_n(v + j * ldv + chunk[g] * L, width[g]);
+    for (int g = 0; g < CG; ++g) vv[g] = load(v + j * ldv + chunk[g] * L, g);
     UNMASK_CPU_UNROLL
     for (int r = 0; r < QR; ++r) {
       const vf pv = Ops::set1(p[r][j]);
@@ -108,7 +111,10 @@ UNMASK_SIMD_NOINLINE void output_tile(const float* const (&p)[QR], const float* 
   UNMASK_CPU_UNROLL
   for (int r = 0; r < QR; ++r)
     UNMASK_CPU_UNROLL
-    for (int g = 0; g < CG; ++g) Ops::store_n(o[r] + chunk[g] * L, acc[r][g], width[g]);
+    for (int g = 0; g < CG; ++g) {
+      if (Whole) Ops::store(o[r] + chunk[g] * L, acc[r][g]);
+      else Ops::store_n(o[r] + chunk[g] * L, acc[r][g], width[g]);
+    }
 }
 
 // A register tile's shape as a type: rows x (keys or head-dim chunks).
@@ -132,7 +138,36 @@ void attention_fused(const float* q, const float* k, const float* v, float* out,
   const std::int64_t ldq = s.heads * hd, ldkv = s.kv_heads * hd;
   const float scale = 1.0f / std::sqrt(float(hd));
   const std::int64_t chunks = (hd + L - 1) / L;
+  const bool whole = hd % L == 0;  // every head-dim chunk a full vector
   constexpr float neg_inf = -std::numeric_limits<float>::infinity();
+
+  // The rows of one head sit heads * head_dim floats apart, often a power of
+  // two that maps them all to a few L1 sets: rows that are reused (a tile of
+  // keys and values by every query row of a task, a task's query rows by
+  // every key) would evict each other. So when several query rows share a
+  // head, each head's K and V are first copied to contiguous memory, once
+  // per call (K/V head (b, kvh) at `packed` + (b * kv_heads + kvh) * 2 *
+  // kv_capacity * hd, keys then values), and each task copies its query
+  // rows. A single query (decoding) streams every key once and reads in place.
+  const bool copy = rows_per_seq >= 4;
+  thread_local std::vector<float> packed_kv;
+  if (copy) {
+    packed_kv.resize(std::size_t(s.batch * s.kv_heads * 2 * s.kv_capacity * hd));
+    float* dst = packed_kv.data();
+    parallel_for(0, s.batch * s.kv_heads, [&](std::int64_t bh) {
+      const std::int64_t b = bh / s.kv_heads, kvh = bh % s.kv_heads;
+      const std::int64_t kv_length = e.kv_lengths ? e.kv_lengths[b] : s.kv_capacity;
+      const std::int64_t slot = e.kv_slots ? e.kv_slots[b] : b;
+      float* pk = dst + bh * 2 * s.kv_capacity * hd;
+      float* pv = pk + s.kv_capacity * hd;
+      for (std::int64_t j = 0; j < kv_length; ++j) {
+        const std::int64_t at = ((slot * s.kv_capacity + j) * s.kv_heads + kvh) * hd;
+        std::memcpy(pk + j * hd, k + at, std::size_t(hd) * sizeof(float));
+        std::memcpy(pv + j * hd, v + at, std::size_t(hd) * sizeof(float));
+      }
+    }, 2 * s.kv_capacity * hd);
+  }
+  const float* packed = packed_kv.data();
 
   parallel_for(0, s.batch * s.kv_heads * tiles, [&](std::int64_t task) {
     const std::int64_t tile = task % tiles, kvh = (task / tiles) % s.kv_heads, b = task / (tiles * s.kv_heads);
@@ -141,8 +176,11 @@ void attention_fused(const float* q, const float* k, const float* v, float* out,
     const std::int64_t offset = e.q_offsets ? e.q_offsets[b] : 0;
     const std::int64_t origin = e.mask_origins ? e.mask_origins[b] : 0;
     const std::int64_t slot = e.kv_slots ? e.kv_slots[b] : b;
-    const float* keys = k + (slot * s.kv_capacity * s.kv_heads + kvh) * hd;  // key j at keys + j * ldkv
-    const float* values = v + (slot * s.kv_capacity * s.kv_heads + kvh) * hd;
+    // Key j at keys + j * ld, in place or in the contiguous copy.
+    const float* keys = copy ? packed + (b * s.kv_heads + kvh) * 2 * s.kv_capacity * hd
+                             : k + (slot * s.kv_capacity * s.kv_heads + kvh) * hd;
+    const float* values = copy ? keys + s.kv_capacity * hd : v + (slot * s.kv_capacity * s.kv_heads + kvh) * hd;
+    const std::int64_t ld = copy ? hd : ldkv;
 
     // The task's rows (query i, head h); rows of padding queries are zeros.
     const float* qrow[TL];
@@ -167,48 +205,64 @@ void attention_fused(const float* q, const float* k, const float* v, float* out,
     if (n == 0) return;
 
     thread_local std::vector<float> scratch;
-    scratch.resize(std::size_t((TL + 1) * TKP + TL * hd));
+    scratch.resize(std::size_t((TL + 1) * TKP + 2 * TL * hd));
     float* pbuf = scratch.data();                  // (TL + 1, TKP): scores, then probabilities; row TL is spare
     float* obuf = scratch.data() + (TL + 1) * TKP;  // (TL, hd) unnormalised outputs
+    float* qbuf = obuf + TL * hd;                  // (TL, hd) the query rows, contiguous
+    if (copy)
+      for (int r = 0; r < n; ++r) {
+        std::memcpy(qbuf + r * hd, qrow[r], std::size_t(hd) * sizeof(float));
+        qrow[r] = qbuf + r * hd;
+      }
     std::fill(obuf, obuf + n * hd, 0.0f);
     float m[TL], l[TL];
     for (int r = 0; r < n; ++r) m[r] = neg_inf, l[r] = 0.0f;
 
     // Rows past n repeat row n - 1 (and write scores to the spare row).
-    auto scores = [&](auto shape, std::int64_t j0, std::int64_t nk) {
+    const float* kt = nullptr;  // the current tile's keys and values
+    const float* vt = nullptr;
+    // Keys in the outer loop: a group of KR key rows stays in L1 while every
+    // query row passes it.
+    auto scores = [&](auto shape, std::int64_t nk) {
       constexpr int QR = decltype(shape)::rows, KR = decltype(shape)::cols;
-      for (int r0 = 0; r0 < n; r0 += QR)
-        for (std::int64_t c0 = 0; c0 < nk; c0 += KR) {
+      for (std::int64_t c0 = 0; c0 < nk; c0 += KR) {
+        const float* ks[KR];
+        for (int j = 0; j < KR; ++j) ks[j] = kt + std::min<std::int64_t>(c0 + j, nk - 1) * ld;
+        for (int r0 = 0; r0 < n; r0 += QR) {
           const float* qs[QR];
           float* ps[QR];
-          const float* ks[KR];
           for (int r = 0; r < QR; ++r) {
             qs[r] = qrow[std::min(r0 + r, n - 1)];
             ps[r] = pbuf + (r0 + r < n ? r0 + r : TL) * TKP + c0;
           }
-          for (int j = 0; j < KR; ++j) ks[j] = keys + (j0 + std::min<std::int64_t>(c0 + j, nk - 1)) * ldkv;
-          score_tile<Ops, QR, KR>(qs, ks, hd, scale, ps);
+          if (whole) score_tile<Ops, QR, KR, true>(qs, ks, hd, scale, ps);
+          else score_tile<Ops, QR, KR, false>(qs, ks, hd, scale, ps);
         }
-    };
-    auto update = [&](auto shape, std::int64_t j0, std::int64_t nk) {
-      constexpr int QR = decltype(shape)::rows, CG = decltype(shape)::cols;
-      for (int r0 = 0; r0 < n; r0 += QR) {
-        const float* ps[QR];
-        float* os[QR];
-        for (int r = 0; r < QR; ++r) {
-          const int row = std::min(r0 + r, n - 1);  // a repeated row computes and stores the same values
-          ps[r] = pbuf + row * TKP;
-          os[r] = obuf + row * hd;
-        }
-        for (std::int64_t c0 = 0; c0 < chunks; c0 += CG)
-          output_tile<Ops, QR, CG>(ps, values + j0 * ldkv, ldkv, nk, c0, hd, os);
       }
+    };
+    // Head-dim chunks in the outer loop: a column of V stays in L1 while
+    // every query row passes it.
+    auto update = [&](auto shape, std::int64_t nk) {
+      constexpr int QR = decltype(shape)::rows, CG = decltype(shape)::cols;
+      for (std::int64_t c0 = 0; c0 < chunks; c0 += CG)
+        for (int r0 = 0; r0 < n; r0 += QR) {
+          const float* ps[QR];
+          float* os[QR];
+          for (int r = 0; r < QR; ++r) {
+            const int row = std::min(r0 + r, n - 1);  // a repeated row computes and stores the same values
+            ps[r] = pbuf + row * TKP;
+            os[r] = obuf + row * hd;
+          }
+          if (whole) output_tile<Ops, QR, CG, true>(ps, vt, ld, nk, c0, hd, os);
+          else output_tile<Ops, QR, CG, false>(ps, vt, ld, nk, c0, hd, os);
+        }
     };
 
     for (std::int64_t j0 = 0; j0 < key_max; j0 += TK) {
       const std::int64_t nk = std::min(TK, key_max - j0);
-      if (n == 1) scores(tile_shape<1, 2 * K::RK>{}, j0, nk);
-      else scores(tile_shape<K::RL, K::RK>{}, j0, nk);
+      kt = keys + j0 * ld, vt = values + j0 * ld;
+      if (n == 1) scores(tile_shape<1, 2 * K::RK>{}, nk);
+      else scores(tile_shape<K::RL, K::RK>{}, nk);
       // Online softmax per row over the whole TK-wide tile (entries past nk
       // or past the row's key end are -inf and become exact zeros).
       for (int r = 0; r < n; ++r) {
@@ -238,8 +292,8 @@ void attention_fused(const float* q, const float* k, const float* v, float* out,
           }
         }
       }
-      if (n == 1) update(tile_shape<1, 2 * K::CG>{}, j0, nk);
-      else update(tile_shape<K::RL, K::CG>{}, j0, nk);
+      if (n == 1) update(tile_shape<1, 2 * K::CG>{}, nk);
+      else update(tile_shape<K::RL, K::CG>{}, nk);
     }
     for (int r = 0; r < n; ++r) {
       const float inv = 1.0f / l[r];

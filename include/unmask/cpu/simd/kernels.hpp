@@ -31,6 +31,7 @@
 #include "unmask/cpu/simd/target.hpp"
 #include "unmask/cpu/simd/vector_types.hpp"
 #include "unmask/model/attention_mask.hpp"
+#include "unmask/policy/vocab_stats.hpp"
 
 #if UNMASK_CPU_X86
 #include <immintrin.h>

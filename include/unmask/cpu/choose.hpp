@@ -1,0 +1,49 @@
+// unmask/cpu/choose.hpp
+//
+// Token choice for a batch of logit rows on the CPU: choose_token
+// (unmask/policy/sampling.hpp) for every row, in parallel over rows, with the
+// greedy case (temperature 0, the confidence on the raw logits: the default
+// of every decoder) taking the vectorised statistics pass
+// (unmask/cpu/kernels/vocab.inl) instead of the serial reference. The token is
+// the same (argmax and ties are exact); confidences agree to rounding.
+#pragma once
+
+#include <cstdint>
+
+#include "unmask/core/error.hpp"
+#include "unmask/cpu/isa.hpp"
+#include "unmask/cpu/parallel.hpp"
+#include "unmask/cpu/simd/kernels.hpp"
+#include "unmask/policy/confidence.hpp"
+#include "unmask/policy/sampling.hpp"
+
+namespace unmask::cpu {
+
+// The greedy choice for one row (what choose_token returns when
+// s.temperature == 0 and the confidence is on the raw logits).
+inline token_choice choose_greedy(const float* logits, std::int64_t vocab, confidence_metric metric,
+                                  std::int32_t excluded, const counter_rng& rng, const draw_site& site,
+                                  isa_level level) {
+  vocab_stats stats;
+  token_choice out;
+  UNMASK_ISA_DISPATCH(level, isa::vocab_row_stats<isa::ops>(logits, vocab, excluded, stats, out.token));
+  if (out.token < 0) throw argument_error("choose_token: no token has a logit above -inf (NaN or -inf everywhere)");
+  const float uniform = metric == confidence_metric::random
+                            ? rng.uniform(random_purpose::confidence, site.sequence, site.step, site.position, 0)
+                            : 0.0f;
+  out.confidence = confidence_of(metric, stats, logits[out.token], uniform);
+  return out;
+}
+
+// out[i] = the choice for logits row i (count rows of vocab), i < count.
+inline void choose_tokens(const float* logits, std::int64_t count, std::int64_t vocab, const sampling_settings& s,
+                          confidence_metric metric, std::int32_t excluded, const counter_rng& rng,
+                          const draw_site* sites, token_choice* out, isa_level level) {
+  const bool greedy = !(s.temperature > 0.0f) && !(s.filters() && s.confidence_on_sampling_distribution);
+  parallel_for(0, count, [&](std::int64_t i) {
+    out[i] = greedy ? choose_greedy(logits + i * vocab, vocab, metric, excluded, rng, sites[i], level)
+                    : choose_token(logits + i * vocab, vocab, s, metric, excluded, rng, sites[i]);
+  }, 8 * vocab);
+}
+
+}  // namespace unmask::cpu

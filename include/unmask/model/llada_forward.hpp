@@ -12,6 +12,11 @@
 // on the CPU, which reads weights in their file dtype; bf16 on the GPU, whose
 // backend uploads the weights when the forward object is built); logits are
 // fp32. Scratch memory is kept between calls and grows to the largest batch.
+// When only some rows' logits are asked for, the last layer runs its
+// attention output and MLP for those rows alone (every op after the K/V
+// projections is per row, and the GEMMs give a row the same bits in any
+// batch, so this is exact): the rows a decoding step does not read cost the
+// last layer only their K/V.
 // A call is two halves: stage() checks the batch and copies token ids,
 // positions and extents to the backend, run_staged() does the device work,
 // which reads only staged buffers, so it can be captured once as a CUDA graph
@@ -98,6 +103,10 @@ class llada_forward {
     attended_.reserve_at_least(rows * q_width);
     gate_.reserve_at_least(rows * std::size_t(c.mlp_hidden_size));
     up_.reserve_at_least(rows * std::size_t(c.mlp_hidden_size));
+    if (selected.rows) {
+      sel_q_.reserve_at_least(std::size_t(selected.count) * q_width);
+      sel_x_.reserve_at_least(std::size_t(selected.count) * std::size_t(c.d_model));
+    }
   }
 
   // The staged token ids, (batch, seq_len) in the backend's memory: resident
@@ -128,9 +137,18 @@ class llada_forward {
     const attention_extents extents{offsets_.data(), lengths_.data(), kv_lengths_.data(),
                                     cache ? slots_.data() : nullptr, origins_.data()};
 
+    // The last layer for the selected rows alone: each is a one-query
+    // "sequence" reading its own sequence's keys.
+    attention_shape sel_shape = shape;
+    sel_shape.batch = selected.count;
+    sel_shape.q_len = 1;
+    const attention_extents sel_extents{sel_offsets_.data(), sel_lengths_.data(), sel_kv_lengths_.data(),
+                                        sel_slots_.data(), sel_origins_.data()};
+
     backend_.embedding(tokens_.data(), rows, w.wte, x_.data());  // x (rows, d)
     for (std::size_t layer = 0; layer < w.layers.size(); ++layer) {
       const llada_layer_weights& l = w.layers[layer];
+      const bool compact = selected.rows && layer + 1 == w.layers.size();
       backend_.rmsnorm(x_.data(), rows, d, l.attn_norm, eps, normed_.data());
       {  // q (rows, heads, hd), k and v (rows, kv_heads, hd): one GEMM where the backend fuses them
         const tensor_ref* const w_qkv[3] = {&l.q_proj, &l.k_proj, &l.v_proj};
@@ -151,23 +169,38 @@ class llada_forward {
         keys = cache->keys(layer);
         values = cache->values(layer);
       }
-      backend_.attention(q_.data(), keys, values, attended_.data(), shape, extents, mask);
-      backend_.matmul_nt(attended_.data(), rows, l.attn_out, d, x_.data(), true);  // x += attn_out(.)
+      // From here on the rows are every row, or only the selected ones.
+      std::int64_t n = rows;
+      activation* x = x_.data();
+      if (compact) {
+        n = selected.count;
+        backend_.gather_rows(q_.data(), selected_.data(), n, q_width, sel_q_.data());  // (count, heads, hd)
+        backend_.gather_rows(x_.data(), selected_.data(), n, d, sel_x_.data());        // (count, d)
+        x = sel_x_.data();
+        backend_.attention(sel_q_.data(), keys, values, attended_.data(), sel_shape, sel_extents, mask);
+      } else {
+        backend_.attention(q_.data(), keys, values, attended_.data(), shape, extents, mask);
+      }
+      backend_.matmul_nt(attended_.data(), n, l.attn_out, d, x, true);  // x += attn_out(.)
 
-      backend_.rmsnorm(x_.data(), rows, d, l.ff_norm, eps, normed_.data());
-      {  // gate and up (rows, hidden)
+      backend_.rmsnorm(x, n, d, l.ff_norm, eps, normed_.data());
+      {  // gate and up (n, hidden)
         const tensor_ref* const w_gate_up[2] = {&l.ff_proj, &l.up_proj};
         const std::int64_t n_gate_up[2] = {hidden, hidden};
         activation* const y_gate_up[2] = {gate_.data(), up_.data()};
-        backend_.matmul_nt_group(normed_.data(), rows, w_gate_up, n_gate_up, y_gate_up, 2);
+        backend_.matmul_nt_group(normed_.data(), n, w_gate_up, n_gate_up, y_gate_up, 2);
       }
-      backend_.swiglu(gate_.data(), up_.data(), rows * hidden, gate_.data());
-      backend_.matmul_nt(gate_.data(), rows, l.ff_out, d, x_.data(), true);  // x += ff_out(.)
+      backend_.swiglu(gate_.data(), up_.data(), n * hidden, gate_.data());
+      backend_.matmul_nt(gate_.data(), n, l.ff_out, d, x, true);  // x += ff_out(.)
     }
     if (selected.rows) {
       // Only the requested rows reach ln_f and the head: (count, d) -> (count, vocab)
-      backend_.gather_rows(x_.data(), selected_.data(), selected.count, d, attended_.data());
-      backend_.rmsnorm(attended_.data(), selected.count, d, w.ln_f, eps, normed_.data());
+      const activation* x = sel_x_.data();
+      if (w.layers.empty()) {
+        backend_.gather_rows(x_.data(), selected_.data(), selected.count, d, attended_.data());
+        x = attended_.data();
+      }
+      backend_.rmsnorm(x, selected.count, d, w.ln_f, eps, normed_.data());
       backend_.matmul_nt(normed_.data(), selected.count, w.head, c.vocab_size, logits, false);
       return;
     }
@@ -252,16 +285,40 @@ class llada_forward {
     backend_.upload(host_kv_lengths_.data(), host_kv_lengths_.size(), kv_lengths_);
     backend_.upload(host_slots_.data(), host_slots_.size(), slots_);
     backend_.upload(host_origins_.data(), host_origins_.size(), origins_);
-    if (selected.rows) backend_.upload(selected.rows, std::size_t(selected.count), selected_);
+    if (selected.rows) {
+      backend_.upload(selected.rows, std::size_t(selected.count), selected_);
+      // Each selected row as a one-query sequence of its own: its position,
+      // and its sequence's keys (cache slot, key count, block origin).
+      const std::size_t count = std::size_t(selected.count);
+      host_sel_offsets_.resize(count);
+      host_sel_kv_lengths_.resize(count);
+      host_sel_slots_.resize(count);
+      host_sel_origins_.resize(count);
+      for (std::size_t r = 0; r < count; ++r) {
+        const std::int32_t row = selected.rows[r];
+        const std::size_t b = std::size_t(row / in.seq_len);
+        host_sel_offsets_[r] = host_positions_[std::size_t(row)];
+        host_sel_kv_lengths_[r] = host_kv_lengths_[b];
+        host_sel_slots_[r] = cached ? host_slots_[b] : std::int32_t(b);
+        host_sel_origins_[r] = host_origins_[b];
+      }
+      const std::vector<std::int32_t> ones(count, 1);
+      backend_.upload(host_sel_offsets_.data(), count, sel_offsets_);
+      backend_.upload(ones.data(), count, sel_lengths_);
+      backend_.upload(host_sel_kv_lengths_.data(), count, sel_kv_lengths_);
+      backend_.upload(host_sel_slots_.data(), count, sel_slots_);
+      backend_.upload(host_sel_origins_.data(), count, sel_origins_);
+    }
   }
 
   const llada_model& model_;
   Backend backend_;
   typename Backend::rope_table_type rope_;
   std::vector<std::int32_t> host_tokens_, host_positions_, host_lengths_, host_offsets_, host_kv_lengths_, host_slots_,
-      host_origins_;
+      host_origins_, host_sel_offsets_, host_sel_kv_lengths_, host_sel_slots_, host_sel_origins_;
   buffer<std::int32_t> tokens_, positions_, lengths_, offsets_, kv_lengths_, slots_, origins_, selected_;
-  buffer<activation> x_, normed_, q_, k_, v_, attended_, gate_, up_;
+  buffer<std::int32_t> sel_offsets_, sel_lengths_, sel_kv_lengths_, sel_slots_, sel_origins_;
+  buffer<activation> x_, normed_, q_, k_, v_, attended_, gate_, up_, sel_q_, sel_x_;
   struct staged_shape {
     std::int64_t batch = 0, seq_len = 0, selected = 0;
     const cache_type* cache = nullptr;

@@ -9,11 +9,16 @@
 #                               scripts/gpu-bundle.sh output; default build-gpu), JSON into
 #                               $OUT or bench-results/gpu; then, anywhere:
 #                               tools/bench_report.py ... --gpu-json bench-results/gpu/decode-*.json
-# Steps: a Release build with -DUNMASK_NATIVE=ON -DUNMASK_USE_BLAS=OFF in
-# build-bench/ ($UNMASK_BENCH_BUILD_DIR); bench_cpu_kernels; bench_decode on
-# models/tiny-llada + models/tiny-ar (gen 256, block 32) and on a random ~1B
-# model (gen 16, block 16); the PyTorch peer tools/peers/pytorch_llada.py on
-# the tiny models; tools/bench_report.py and tools/plot_bench.py.
+# Steps: a Release build with the default flags in build-bench/
+# ($UNMASK_BENCH_BUILD_DIR): the kernels pick their instruction set at run
+# time, so no -march is needed to reach the machine's limits; bench_cpu_kernels
+# (every ceiling measured in the same run); bench_decode on models/tiny-llada +
+# models/tiny-ar (gen 256, block 32; forwards over 32, 64 and 276 rows) and on
+# a random ~1B model (gen 16, block 16; forwards over 32, 64 and 128 rows),
+# each on one thread and on every core; the same tiny run (gen 64) with a
+# busy loop competing for a core, on one thread and on all (a loaded machine);
+# the PyTorch peer tools/peers/pytorch_llada.py on the tiny models on one
+# thread and on every core; tools/bench_report.py and tools/plot_bench.py.
 # The commit in the report: $UNMASK_COMMIT, else git rev-parse HEAD.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -51,8 +56,7 @@ fi
 python="${repo_root}/.venv-tools/bin/python"
 
 bench_build="${UNMASK_BENCH_BUILD_DIR:-${repo_root}/build-bench}"
-cmake -S "${repo_root}" -B "${bench_build}" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DUNMASK_NATIVE=ON -DUNMASK_USE_BLAS=OFF >/dev/null
+cmake -S "${repo_root}" -B "${bench_build}" -G Ninja -DCMAKE_BUILD_TYPE=Release -DUNMASK_NATIVE=OFF >/dev/null
 cmake --build "${bench_build}" -j "${jobs}" --target bench_decode bench_cpu_kernels unmask-cli
 
 if [ "${smoke}" -eq 1 ]; then
@@ -78,47 +82,71 @@ if [ ! -f "${tiny}/model.safetensors" ] || [ ! -f "${tiny_ar}/model.safetensors"
   block=16
 fi
 
-kernel_args=(--benchmark_min_time=0.5)
+kernel_args=(--benchmark_min_time=0.3 --benchmark_repetitions=2)
 decode_smoke=()
 peer_smoke=()
-big_args=(--gen-length 16 --block-length 16)
+tiny_rows=(--forward-rows 32,64,276)
+big_args=(--gen-length 16 --block-length 16 --forward-rows 32,64,128)
+loaded_gen=64
 if [ "${smoke}" -eq 1 ]; then
-  kernel_args=(--benchmark_min_time=0.001 --benchmark_filter='MatmulBf16/1/|MatmulBf16/32/2048|RmsNorm|TinyForward')
+  kernel_args=(--quick --benchmark_min_time=0.001 --benchmark_filter='gemm/.*/rows:(1|64)/attn_out|attention/.*/tiny_full|rmsnorm')
   decode_smoke=(--smoke)
   peer_smoke=(--smoke)
+  tiny_rows=(--forward-rows 32)
   big_args=(--gen-length 4 --block-length 4 --prompt-length 4 --smoke)
+  loaded_gen=16
 fi
+cores="$(nproc)"
+thread_counts=(1)
+[ "${cores}" -gt 1 ] && thread_counts+=("${cores}")
 
 load="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 echo "== bench_cpu_kernels (load average ${load})" >&2
 "${bench_build}/bench/bench_cpu_kernels" "${kernel_args[@]}" \
   --benchmark_out="${results}/kernels.json" --benchmark_out_format=json
 
-echo "== bench_decode $(basename "${tiny}") (gen ${gen}, block ${block})" >&2
-"${bench_build}/bench/bench_decode" --model "${tiny}" --ar-model "${tiny_ar}" --gen-length "${gen}" \
-  --block-length "${block}" "${decode_smoke[@]}" --json "${results}/decode-tiny.json"
+decodes=()
+for t in "${thread_counts[@]}"; do
+  echo "== bench_decode $(basename "${tiny}") (gen ${gen}, block ${block}), ${t} thread(s)" >&2
+  "${bench_build}/bench/bench_decode" --model "${tiny}" --ar-model "${tiny_ar}" --gen-length "${gen}" \
+    --block-length "${block}" --threads "${t}" "${tiny_rows[@]}" "${decode_smoke[@]}" --json "${results}/decode-tiny-t${t}.json"
+  decodes+=(--decode "${results}/decode-tiny-t${t}.json")
+  echo "== bench_decode --shape 1b (random weights, ${big_args[*]}), ${t} thread(s)" >&2
+  "${bench_build}/bench/bench_decode" --shape 1b "${big_args[@]}" --threads "${t}" --json "${results}/decode-1b-t${t}.json"
+  decodes+=(--decode "${results}/decode-1b-t${t}.json")
+done
 
-echo "== bench_decode --shape 1b (random weights, ${big_args[*]})" >&2
-"${bench_build}/bench/bench_decode" --shape 1b "${big_args[@]}" --json "${results}/decode-1b.json"
+# A loaded machine: a busy loop takes a core while the tiny model decodes.
+loaded=()
+for t in "${thread_counts[@]}"; do
+  echo "== bench_decode $(basename "${tiny}") with a competing busy loop, ${t} thread(s)" >&2
+  ( while :; do :; done ) &
+  hog=$!
+  "${bench_build}/bench/bench_decode" --model "${tiny}" --ar-model "${tiny_ar}" --gen-length "${loaded_gen}" \
+    --block-length "${block}" --threads "${t}" "${decode_smoke[@]}" --json "${results}/decode-tiny-loaded-t${t}.json" || { kill "${hog}"; exit 1; }
+  kill "${hog}"
+  wait "${hog}" 2>/dev/null || true
+  loaded+=(--loaded "${results}/decode-tiny-loaded-t${t}.json")
+done
 
-# The peer with torch.set_num_threads(os.cpu_count()), as specified, and, on a
-# machine with more than one CPU, once more with one thread: on small shapes
-# (and on a busy machine) PyTorch's OpenMP fork/join can cost more than it
-# gains, and the report compares against the faster of the two.
-echo "== PyTorch peer on $(basename "${tiny}")" >&2
-peer=("${python}" "${repo_root}/tools/peers/pytorch_llada.py" --model "${tiny}" --ar-model "${tiny_ar}"
-      --gen-length "${gen}" --block-length "${block}" "${peer_smoke[@]}")
-"${peer[@]}" --json "${results}/peer-tiny.json" --compare-with "${results}/decode-tiny.json" \
-  --compare-cli "${bench_build}/apps/unmask"
-peers=(--peer "${results}/peer-tiny.json")
-if [ "$(nproc)" -gt 1 ]; then
-  echo "== PyTorch peer on $(basename "${tiny}"), one thread" >&2
-  "${peer[@]}" --threads 1 --no-verify --json "${results}/peer-tiny-1thread.json"
-  peers+=(--peer "${results}/peer-tiny-1thread.json")
-fi
+# The peer on one thread and on every core (PyTorch's OpenMP fork/join can
+# cost more than it gains on small shapes and a busy machine); each is
+# compared with unmask on the same number of threads.
+peers=()
+for t in "${thread_counts[@]}"; do
+  echo "== PyTorch peer on $(basename "${tiny}"), ${t} thread(s)" >&2
+  peer=("${python}" "${repo_root}/tools/peers/pytorch_llada.py" --model "${tiny}" --ar-model "${tiny_ar}"
+        --gen-length "${gen}" --block-length "${block}" --threads "${t}" "${peer_smoke[@]}")
+  if [ "${t}" -eq 1 ]; then
+    "${peer[@]}" --json "${results}/peer-tiny-t${t}.json" --compare-with "${results}/decode-tiny-t1.json" \
+      --compare-cli "${bench_build}/apps/unmask"
+  else
+    "${peer[@]}" --no-verify --json "${results}/peer-tiny-t${t}.json"
+  fi
+  peers+=(--peer "${results}/peer-tiny-t${t}.json")
+done
 
-inputs=(--decode "${results}/decode-tiny.json" --decode "${results}/decode-1b.json" "${peers[@]}"
-        --kernels "${results}/kernels.json")
+inputs=("${decodes[@]}" "${loaded[@]}" "${peers[@]}" --kernels "${results}/kernels.json")
 "${python}" "${repo_root}/tools/bench_report.py" "${inputs[@]}" --commit "${commit}" --load "${load}" \
   --out "${docs}/benchmarks.md"
 "${python}" "${repo_root}/tools/plot_bench.py" "${inputs[@]}" --out-dir "${docs}"

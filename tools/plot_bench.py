@@ -5,8 +5,10 @@
   decoding (log y), unmask uncached / prefix / dual cache and the PyTorch
   peer, the Fast-dLLM threshold runs as stars at their tokens per forward, and
   autoregressive decoding as horizontal lines; one panel per bench_decode file.
-* ``bench-kernels.png``: each CPU kernel's GB/s as a fraction of the copy
-  bandwidth measured by bench_decode, and its GFLOP/s.
+* ``bench-kernels.png``: each CPU kernel as a share of the ceiling it is
+  bounded by, measured in the same run: GEMMs and attention against the FMA
+  peak, the few-row GEMM against DRAM read bandwidth, the elementwise kernels
+  against L3-resident read bandwidth (best repetition of each).
 
     tools/plot_bench.py --decode bench-results/decode-tiny.json --decode bench-results/decode-1b.json \\
         --peer bench-results/peer-tiny.json --kernels bench-results/kernels.json --out-dir docs
@@ -69,8 +71,10 @@ def decode_panel(ax, d, peers):
     if ks:
         ax.set_xticks(ks)
         ax.set_xticklabels([str(k) for k in ks])
-    gen = rows[0]["gen_length"] if rows else "?"
-    ax.set_title(f"{name}: gen_length {gen}" + (" (smoke)" if d.get("smoke") else ""))
+    gen = next((r["gen_length"] for r in rows if r["mode"] == "diffusion"), "?")
+    threads = d.get("threads", 1)
+    ax.set_title(f"{name}: gen_length {gen}, {threads} thread" + ("" if threads == 1 else "s")
+                 + (" (smoke)" if d.get("smoke") else ""))
     ax.set_xlabel("tokens per step (diffusion)")
     ax.set_ylabel("tokens/s (batch 1)")
     ax.grid(True, which="both", alpha=0.3)
@@ -78,42 +82,54 @@ def decode_panel(ax, d, peers):
 
 
 def plot_decode(decodes, peers, path):
-    fig, axes = plt.subplots(1, len(decodes), figsize=(7.0 * len(decodes), 7.0), squeeze=False)
-    for ax, d in zip(axes[0], decodes):
-        decode_panel(ax, d, peers)
+    cols = min(2, len(decodes))
+    rows_n = (len(decodes) + cols - 1) // cols
+    fig, axes = plt.subplots(rows_n, cols, figsize=(7.0 * cols, 7.0 * rows_n), squeeze=False)
+    for i, d in enumerate(decodes):
+        same = [(label, rows) for label, rows, t in peers if t == d.get("threads", 1)]
+        decode_panel(axes[i // cols][i % cols], d, same)
+    for j in range(len(decodes), rows_n * cols):
+        axes[j // cols][j % cols].axis("off")
     fig.suptitle("Decoding throughput on the CPU: unmask vs the PyTorch peer")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def plot_kernels(kernels, bandwidth, path):
-    bench = [b for b in kernels["benchmarks"] if b.get("run_type") != "aggregate"]
-    label = lambda b: b["name"].replace("/real_time", "").replace("BM_", "")  # noqa: E731
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
-    gb = [b for b in bench if b.get("GB/s")]
-    if gb and bandwidth:
-        frac = [b["GB/s"] / bandwidth for b in gb]
-        bars = left.barh([label(b) for b in gb], frac, color=UNMASK_COLOR)
-        for bar, b, f in zip(bars, gb, frac):
-            left.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {f:.0%} ({b['GB/s']:.1f} GB/s)",
-                      va="center", fontsize=8)
-        left.axvline(1.0, color="black", linestyle="--", linewidth=1)
-        left.set_xlim(0, max(1.15, max(frac) * 1.4))
-        left.set_xlabel(f"GB/s / copy bandwidth ({bandwidth:.1f} GB/s)")
-        left.invert_yaxis()
-    left.set_title("memory traffic")
-    fl = [b for b in bench if b.get("GFLOP/s")]
-    if fl:
-        bars = right.barh([label(b) for b in fl], [b["GFLOP/s"] for b in fl], color="tab:green")
-        for bar, b in zip(bars, fl):
-            right.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {b['GFLOP/s']:.1f}", va="center",
-                       fontsize=8)
-        right.set_xlim(0, max(b["GFLOP/s"] for b in fl) * 1.25)
-        right.set_xlabel("GFLOP/s")
-        right.invert_yaxis()
-    right.set_title("arithmetic")
-    fig.suptitle("CPU kernels (bench_cpu_kernels)")
+def plot_kernels(kernels, path):
+    best = {}
+    for b in kernels["benchmarks"]:
+        if b.get("run_type") == "aggregate":
+            continue
+        name = b.get("run_name", b["name"]).replace("/real_time", "")
+        score = b.get("GFLOP/s") or b.get("GB/s") or 0
+        if name not in best or score > (best[name].get("GFLOP/s") or best[name].get("GB/s") or 0):
+            best[name] = b
+    bars = []  # (label, share, kind)
+    for name, b in best.items():
+        if name.startswith("openblas"):
+            continue
+        if name.startswith(("gemm", "attention")):
+            rows = int(name.split("rows:")[1].split("/")[0]) if "rows:" in name else None
+            if rows is not None and rows < 32 and b.get("dram_gbps"):
+                bars.append((name, b["GB/s"] / b["dram_gbps"], "of DRAM read"))
+            elif b.get("peak_gflops") and "decode" not in name:
+                bars.append((name, b["GFLOP/s"] / b["peak_gflops"], "of FMA peak"))
+        elif b.get("l3_gbps"):
+            bars.append((name, b["GB/s"] / b["l3_gbps"], "of L3 read"))
+    colors = {"of FMA peak": "tab:green", "of DRAM read": "tab:blue", "of L3 read": "tab:orange"}
+    fig, ax = plt.subplots(figsize=(11, max(4.0, 0.22 * len(bars) + 1.5)))
+    ys = list(range(len(bars)))
+    ax.barh(ys, [s for _, s, _ in bars], color=[colors[k] for _, _, k in bars])
+    ax.set_yticks(ys)
+    ax.set_yticklabels([n for n, _, _ in bars], fontsize=6.5)
+    for y, (_, share, kind) in zip(ys, bars):
+        ax.text(share, y, f" {share:.0%} {kind}", va="center", fontsize=6.5)
+    ax.axvline(1.0, color="black", linestyle="--", linewidth=1)
+    ax.set_xlim(0, 1.35)
+    ax.set_xlabel("share of the ceiling measured in the same run")
+    ax.invert_yaxis()
+    ax.set_title("CPU kernels against their ceilings (bench_cpu_kernels)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -122,6 +138,7 @@ def plot_kernels(kernels, bandwidth, path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--decode", action="append", default=[])
+    ap.add_argument("--loaded", action="append", default=[], help="accepted for the same inputs as bench_report")
     ap.add_argument("--peer", action="append", default=[])
     ap.add_argument("--kernels")
     ap.add_argument("--out-dir", default="docs")
@@ -131,15 +148,15 @@ def main():
     peers = []
     for path in args.peer:
         p = load(path)
-        peers.append((f"PyTorch peer, {p['threads']} thread" + ("" if p["threads"] == 1 else "s"), p["rows"]))
+        peers.append((f"PyTorch peer, {p['threads']} thread" + ("" if p["threads"] == 1 else "s"), p["rows"],
+                      p["threads"]))
     if decodes:
         path = os.path.join(args.out_dir, "bench-decode.png")
         plot_decode(decodes, peers, path)
         print(f"plot_bench: wrote {path}")
     if args.kernels:
-        bandwidth = max((d["bandwidth_gbps"] for d in decodes), default=None)
         path = os.path.join(args.out_dir, "bench-kernels.png")
-        plot_kernels(load(args.kernels), bandwidth, path)
+        plot_kernels(load(args.kernels), path)
         print(f"plot_bench: wrote {path}")
 
 

@@ -102,7 +102,7 @@ thread_counts=(1)
 
 load="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 echo "== bench_cpu_kernels (load average ${load})" >&2
-"${bench_build}/bench/bench_cpu_kernels" "${kernel_args[@]}" \
+OPENBLAS_THREAD_TIMEOUT=4 "${bench_build}/bench/bench_cpu_kernels" "${kernel_args[@]}" \
   --benchmark_out="${results}/kernels.json" --benchmark_out_format=json
 
 decodes=()

@@ -439,13 +439,15 @@ def goals_section(gemm_summary, index, attention, decodes, peers, ctx):
         text.append(f"- One-row path >= {pct(GOAL_GEMV)} of DRAM read bandwidth, {threads_label(t)}: "
                     f"{pct(min(shares))} to {pct(max(shares))}: {met(min(shares) >= GOAL_GEMV)}.")
     # Attention
-    att = [(c, lvl, t, s) for c, lvl, t, s in attention if s is not None and "decode" not in c and "tiny" not in c]
+    fp32_level = "avx512" if ctx.get("unmask_isa") == "avx512_bf16" else ctx.get("unmask_isa", "avx2")
+    att = [(c, lvl, t, s) for c, lvl, t, s in attention
+           if s is not None and "decode" not in c and "tiny" not in c and lvl == fp32_level]
     if att:
         best = {}
         for c, lvl, t, s in att:
             best.setdefault(t, []).append((s, c, lvl))
         for t, items in sorted(best.items()):
-            top = [x for x in items if x[2] == max(i[2] for i in items)]
+            top = items
             lo = min(top)
             text.append(f"- Attention >= {pct(GOAL_ATTENTION)} of the fp32 peak at canvases of 256 and more, "
                         f"{threads_label(t)} ({lo[2]}): {pct(lo[0])} ({lo[1]}) to {pct(max(top)[0])}: "

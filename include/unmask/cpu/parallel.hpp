@@ -248,9 +248,10 @@ void parallel_for(std::int64_t begin, std::int64_t end, F&& f, std::int64_t work
     for (std::int64_t i = begin; i < end; ++i) f(i);
     return;
   }
-  // About four chunks a thread, none under a sixteenth of the parallel threshold.
+  // About sixteen chunks a thread (a thread the OS deschedules holds up only
+  // the chunk it has), none under a sixteenth of the parallel threshold.
   const std::int64_t work = std::max<std::int64_t>(1, work_per_index);
-  std::int64_t grain = std::max<std::int64_t>(1, count / (4 * std::int64_t(pool.size())));
+  std::int64_t grain = std::max<std::int64_t>(1, count / (16 * std::int64_t(pool.size())));
   grain = std::max(grain, std::min(count, (min_parallel_work / 16 + work - 1) / work));
   pool.run(begin, end, grain, f);
 }

@@ -268,7 +268,7 @@ void attention_fused(const float* q, const float* k, const float* v, float* out,
       for (int r = 0; r < n; ++r) {
         float* pr = pbuf + r * TKP;
         const std::int64_t visible = std::min<std::int64_t>(TK, std::max<std::int64_t>(0, key_end[r] - j0));
-        for (std::int64_t j = visible; j < TK; ++j) pr[j] = neg_inf;
+        std::fill(pr + visible, pr + TK, neg_inf);
         vf vmax = Ops::load(pr);
         for (std::int64_t j = L; j < TK; j += L) vmax = Ops::max(vmax, Ops::load(pr + j));
         const float m_new = std::max(m[r], Ops::hmax(vmax));
@@ -299,5 +299,5 @@ void attention_fused(const float* q, const float* k, const float* v, float* out,
       const float inv = 1.0f / l[r];
       for (std::int64_t d = 0; d < hd; ++d) orow[r][d] = obuf[r * hd + d] * inv;
     }
-  }, 4 * s.kv_capacity * hd * TL);
+  }, 4 * s.kv_capacity * hd * std::min<std::int64_t>(TL, rows_per_seq));  // multiply-adds of a task
 }

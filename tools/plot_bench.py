@@ -20,6 +20,8 @@ import os
 
 import matplotlib
 
+from bench_report import kernel_index  # the best repetition of each benchmark
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -97,14 +99,7 @@ def plot_decode(decodes, peers, path):
 
 
 def plot_kernels(kernels, path):
-    best = {}
-    for b in kernels["benchmarks"]:
-        if b.get("run_type") == "aggregate":
-            continue
-        name = b.get("run_name", b["name"]).replace("/real_time", "")
-        score = b.get("GFLOP/s") or b.get("GB/s") or 0
-        if name not in best or score > (best[name].get("GFLOP/s") or best[name].get("GB/s") or 0):
-            best[name] = b
+    best = kernel_index(kernels)
     bars = []  # (label, share, kind)
     for name, b in best.items():
         if name.startswith("openblas"):

@@ -49,6 +49,15 @@ inline std::vector<kernel_level> kernel_levels() {
   return levels;
 }
 
+// The levels this CPU runs (avx512_bf16 only adds a GEMM mode, so it is left
+// out here), for kernels that take a level.
+inline std::vector<cpu::isa_level> cpu_levels() {
+  std::vector<cpu::isa_level> out;
+  for (cpu::isa_level l : {cpu::isa_level::portable, cpu::isa_level::avx2, cpu::isa_level::avx512})
+    if (l <= cpu::detected_isa()) out.push_back(l);
+  return out;
+}
+
 inline cpu::packed_layout layout_of(const kernel_level& level, cpu::compute_mode mode) {
   return {level.lanes, mode == cpu::compute_mode::bf16};
 }

@@ -10,18 +10,14 @@
 #include <random>
 #include <vector>
 
+#include "cpu/kernel_levels.hpp"
 #include "support/expect_error.hpp"
 #include "unmask/cpu/choose.hpp"
 
 namespace unmask {
 namespace {
 
-std::vector<cpu::isa_level> levels() {
-  std::vector<cpu::isa_level> out;
-  for (cpu::isa_level l : {cpu::isa_level::portable, cpu::isa_level::avx2, cpu::isa_level::avx512})
-    if (l <= cpu::detected_isa()) out.push_back(l);
-  return out;
-}
+using test::cpu_levels;
 
 TEST(ChooseTokens, GreedyFastPathEqualsTheReference) {
   std::mt19937 rng(3);
@@ -44,7 +40,7 @@ TEST(ChooseTokens, GreedyFastPathEqualsTheReference) {
     for (std::int64_t r = 0; r < rows; ++r) sites[std::size_t(r)] = {0, 1, std::uint32_t(r)};
     for (confidence_metric metric : {confidence_metric::max_prob, confidence_metric::margin,
                                      confidence_metric::neg_entropy, confidence_metric::random})
-      for (cpu::isa_level level : levels()) {
+      for (cpu::isa_level level : cpu_levels()) {
         std::vector<token_choice> fast(static_cast<std::size_t>(rows));
         cpu::choose_tokens(logits.data(), rows, vocab, sampling_settings{}, metric, excluded, draws, sites.data(),
                            fast.data(), level);

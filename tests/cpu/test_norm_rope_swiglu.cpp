@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "cpu/kernel_levels.hpp"
 #include "unmask/cpu/embedding.hpp"
 #include "unmask/cpu/rmsnorm.hpp"
 #include "unmask/cpu/rope.hpp"
@@ -15,12 +16,7 @@
 namespace unmask {
 namespace {
 
-std::vector<cpu::isa_level> levels() {
-  std::vector<cpu::isa_level> out;
-  for (cpu::isa_level l : {cpu::isa_level::portable, cpu::isa_level::avx2, cpu::isa_level::avx512})
-    if (l <= cpu::detected_isa()) out.push_back(l);
-  return out;
-}
+using test::cpu_levels;
 
 TEST(RmsNorm, MatchesFormula) {
   std::mt19937 rng(3);
@@ -31,7 +27,7 @@ TEST(RmsNorm, MatchesFormula) {
   for (float& v : x) v = 3 * normal(rng);
   for (auto& v : w) v = to_bfloat16(1 + 0.1f * normal(rng));
   const float eps = 1e-5f;
-  for (cpu::isa_level level : levels()) {
+  for (cpu::isa_level level : cpu_levels()) {
   cpu::rmsnorm(x.data(), rows, dim, tensor_ref{w.data(), dtype::bf16, {dim}, "w"}, eps, out.data(), level);
   for (std::int64_t r = 0; r < rows; ++r) {
     double ms = 0;
@@ -53,7 +49,7 @@ TEST(Rope, RotatesHalvesByPositionDependentAngles) {
   for (float& v : x) v = normal(rng);
   original = x;
   const std::vector<std::int32_t> positions = {0, 3, 7, 1, 40};
-  for (cpu::isa_level level : levels()) {
+  for (cpu::isa_level level : cpu_levels()) {
   x = original;
   cpu::rope(x.data(), rows, heads, hd, positions.data(), cpu::rope_table(64, hd, theta), level);
   for (std::int64_t r = 0; r < rows; ++r) {
@@ -81,7 +77,7 @@ TEST(Rope, WideHeadsAndAPartialVector) {
   for (float& v : original) v = normal(rng);
   const std::vector<std::int32_t> positions = {5, 100, 31};
   const auto table = cpu::rope_table(128, hd, 500000.0f);
-  for (cpu::isa_level level : levels()) {
+  for (cpu::isa_level level : cpu_levels()) {
     std::vector<float> x = original;
     cpu::rope(x.data(), rows, heads, hd, positions.data(), table, level);
     for (std::int64_t r = 0; r < rows; ++r)
@@ -105,7 +101,7 @@ TEST(SwiGlu, MatchesFormula) {
   }
   gate[3] = 0.0f;
   gate[4] = -0.0f;
-  for (cpu::isa_level level : levels()) {
+  for (cpu::isa_level level : cpu_levels()) {
     std::vector<float> out(gate.size());
     cpu::swiglu(gate.data(), up.data(), std::int64_t(gate.size()), out.data(), level);
     for (std::size_t i = 0; i < gate.size(); ++i) {
@@ -133,7 +129,7 @@ TEST(Embedding, GathersAndWidensRows) {
   std::vector<bfloat16> table;
   for (int i = 0; i < 12; ++i) table.push_back(to_bfloat16(float(i) * 0.5f));  // (4, 3)
   const std::int32_t tokens[3] = {2, 0, 2};
-  for (cpu::isa_level level : levels()) {
+  for (cpu::isa_level level : cpu_levels()) {
     float out[9];
     cpu::embedding(tokens, 3, tensor_ref{table.data(), dtype::bf16, {4, 3}, "wte"}, out, level);
     EXPECT_EQ(out[0], 3.0f);
@@ -149,7 +145,7 @@ TEST(Embedding, GathersAndWidensRows) {
     wide32.push_back(float(i) * 0.25f);
   }
   const std::int32_t one[1] = {1};
-  for (cpu::isa_level level : levels()) {
+  for (cpu::isa_level level : cpu_levels()) {
     float a[37], b[37];
     cpu::embedding(one, 1, tensor_ref{wide16.data(), dtype::f16, {2, 37}, "wte"}, a, level);
     cpu::embedding(one, 1, tensor_ref{wide32.data(), dtype::f32, {2, 37}, "wte"}, b, level);

@@ -13,9 +13,9 @@
 #include "unmask/cpu/isa.hpp"
 
 #if UNMASK_CPU_X86
-#define UNMASK_TARGET_AVX2 "avx2,fma,f16c,bmi,bmi2"
-#define UNMASK_TARGET_AVX512 "avx2,fma,f16c,bmi,bmi2,avx512f,avx512bw,avx512dq,avx512vl"
-#define UNMASK_TARGET_AVX512_BF16 "avx2,fma,f16c,bmi,bmi2,avx512f,avx512bw,avx512dq,avx512vl,avx512bf16"
+#define UNMASK_TARGET_AVX2 "avx2,fma,f16c"
+#define UNMASK_TARGET_AVX512 "avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl"
+#define UNMASK_TARGET_AVX512_BF16 "avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512bf16"
 #if defined(__clang__)
 #define UNMASK_TARGET_PRAGMA(x) _Pragma(#x)
 #define UNMASK_TARGET_BEGIN(features) \

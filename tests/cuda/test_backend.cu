@@ -28,6 +28,8 @@
 #include <vector>
 
 #include "cuda/device.hpp"
+#include "halving_schedule.hpp"
+#include "margin_gap_rule.hpp"
 #include "support/expect_error.hpp"
 #include "unmask/cpu/backend.hpp"
 #include "unmask/cuda/backend.hpp"
@@ -334,7 +336,7 @@ comparison compare_diffusion(const diffusion_settings& s, const decode_request& 
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const std::size_t p = std::size_t(rows[i]);
     if ((cpu_trace[k][p] != mask) == (gpu_trace[k][p] != mask)) continue;
-    double closest = std::fabs(double(r.cpu[i].confidence) - double(s.selection.threshold));
+    double closest = std::fabs(double(r.cpu[i].confidence) - double(s.selection.tau));
     for (std::size_t j = 0; j < rows.size(); ++j)
       if (j != i) closest = std::min(closest, std::fabs(double(r.cpu[i].confidence) - double(r.cpu[j].confidence)));
     c.detail += concat("position ", p, " committed by one backend only, confidence ", r.cpu[i].confidence,
@@ -469,6 +471,20 @@ TEST(CudaBackend, AutoregressiveTokensEqualTheCpu) {
   check_autoregressive<cuda_backend>("bf16", 0.0f);
 }
 
+// How many generated tokens two outputs of the same requests share (the
+// second must be fully decoded), as `same` of `total`.
+void count_equal_tokens(const decode_output& x, const decode_output& y, const std::vector<decode_request>& requests,
+                        std::int64_t& same, std::int64_t& total) {
+  same = total = 0;
+  for (std::size_t q = 0; q < requests.size(); ++q) {
+    const auto& a = x.sequences[q].canvas;
+    const auto& b = y.sequences[q].canvas;
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_EQ(std::count(b.begin(), b.end(), std::int32_t(tiny_llada().config().mask_token_id)), 0);
+    for (std::size_t p = requests[q].prompt.size(); p < a.size(); ++p) same += a[p] == b[p], ++total;
+  }
+}
+
 TEST(CudaBackend, GuidedDecodingRunsAndFillsTheCanvas) {
   UNMASK_REQUIRE_DEVICE();
   diffusion_settings s;
@@ -479,13 +495,8 @@ TEST(CudaBackend, GuidedDecodingRunsAndFillsTheCanvas) {
   const decode_output cpu = diffusion_decoder<cpu_backend>(tiny_llada(), s).generate(requests);
   const decode_output gpu = diffusion_decoder<cuda_backend_f32>(tiny_llada(), s).generate(requests);
   std::int64_t same = 0, total = 0;
-  for (std::size_t q = 0; q < requests.size(); ++q) {
-    const auto& a = cpu.sequences[q].canvas;
-    const auto& b = gpu.sequences[q].canvas;
-    ASSERT_EQ(a.size(), b.size());
-    EXPECT_EQ(std::count(b.begin(), b.end(), std::int32_t(tiny_llada().config().mask_token_id)), 0);
-    for (std::size_t p = requests[q].prompt.size(); p < a.size(); ++p) same += a[p] == b[p], ++total;
-  }
+  count_equal_tokens(cpu, gpu, requests, same, total);
+  if (::testing::Test::HasFatalFailure()) return;
   EXPECT_EQ(gpu.forwards, cpu.forwards);
   std::printf("  fp32, guidance 1.0 with a prefix cache: %lld of %lld tokens equal the CPU's\n",
               static_cast<long long>(same), static_cast<long long>(total));
@@ -510,13 +521,8 @@ TEST(CudaBackend, ResidentDecodingMatchesTheStepwiseLoop) {
     const decode_output got = resident.generate(requests);
     EXPECT_GT(resident.backend().step_graph_nodes(), std::size_t(20)) << "the step was not captured as a graph";
     std::int64_t same = 0, total = 0;
-    for (std::size_t q = 0; q < requests.size(); ++q) {
-      const auto& a = stepwise.sequences[q].canvas;
-      const auto& b = got.sequences[q].canvas;
-      ASSERT_EQ(a.size(), b.size());
-      EXPECT_EQ(std::count(b.begin(), b.end(), std::int32_t(tiny_llada().config().mask_token_id)), 0);
-      for (std::size_t p = requests[q].prompt.size(); p < a.size(); ++p) same += a[p] == b[p], ++total;
-    }
+    count_equal_tokens(stepwise, got, requests, same, total);
+    if (::testing::Test::HasFatalFailure()) return;
     if (s.selection.uses_schedule()) EXPECT_EQ(got.forwards, stepwise.forwards);
     std::printf("  resident vs stepwise (%s): %lld of %lld tokens equal, %lld vs %lld forwards, graph of %zu nodes\n",
                 s.selection.uses_schedule() ? "top-k" : "threshold 0.9", static_cast<long long>(same),
@@ -526,6 +532,23 @@ TEST(CudaBackend, ResidentDecodingMatchesTheStepwiseLoop) {
     // that only a broken loop misses (the exact check is the CPU test).
     EXPECT_GE(double(same), 0.5 * double(total)) << "resident decoding disagrees far beyond near ties";
   }
+}
+
+// A user's policy types (examples/) on the graphed resident path: the
+// selection kernel instantiated for them decodes what the stepwise loop does.
+TEST(CudaBackend, ResidentDecodingRunsAUserPolicy) {
+  UNMASK_REQUIRE_DEVICE();
+  const std::vector<decode_request> requests = prompts();
+  diffusion_settings s;
+  s.layout = {64, 32, 32};
+  using policy = decoding_policy<example::halving_schedule, example::margin_gap_rule>;
+  const policy p{{}, {0.05f}};
+  const decode_output stepwise = diffusion_decoder<cuda_backend_f32, policy>(tiny_llada(), s, p).generate(requests);
+  const decode_output got = resident_decoder<cuda_backend_f32, policy>(tiny_llada(), s, p).generate(requests);
+  std::int64_t same = 0, total = 0;
+  count_equal_tokens(stepwise, got, requests, same, total);
+  if (::testing::Test::HasFatalFailure()) return;
+  EXPECT_GE(double(same), 0.5 * double(total)) << "the user policy decodes differently on the resident path";
 }
 
 // ---- CUDA graphs ----

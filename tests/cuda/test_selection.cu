@@ -24,7 +24,10 @@
 // the host's in the last ulp, which the test bounds separately), so the
 // comparison is exact. Also: NaN confidences of both signs sort last, and a
 // sequence with a negative count or more candidates than max_candidates gets
-// -1 and keeps its canvas while its neighbours are served.
+// -1 and keeps its canvas while its neighbours are served. And a user's own
+// rule and schedule types (examples/margin_gap_rule.hpp,
+// examples/halving_schedule.hpp, a rule with its own order key) instantiate
+// the kernel and commit what the CPU's commit_selection commits.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -37,7 +40,11 @@
 
 #include "cuda/buffers.hpp"
 #include "cuda/device.hpp"
+#include "halving_schedule.hpp"
+#include "margin_gap_rule.hpp"
+#include "support/user_policies.hpp"
 #include "unmask/cuda/selection.hpp"
+#include "unmask/policy/commit.hpp"
 
 namespace unmask {
 namespace {
@@ -309,18 +316,29 @@ void device_gumbel(const selection_case& c, const selection_options& o, const de
     }
 }
 
+// A case's arrays on the device (canvas and committed are uploaded per run).
+struct device_case {
+  device_array<selection_sequence> seqs;
+  device_array<std::int32_t> positions, tokens, canvas, committed;
+  device_array<float> confidence;
+};
+
+void upload_case(const selection_case& c, device_case& d) {
+  UNMASK_CUDA_OK(d.seqs.upload(c.sequences));
+  UNMASK_CUDA_OK(d.positions.upload(c.positions));
+  UNMASK_CUDA_OK(d.tokens.upload(c.tokens));
+  UNMASK_CUDA_OK(d.confidence.upload(c.confidence));
+}
+
 // Runs select_and_commit on the case (once per max_candidates) and compares
 // canvas and counts with the reference.
 void check_case(const selection_case& c, const selection_options& o, const std::vector<std::int32_t>& bounds,
                 const std::string& label) {
   SCOPED_TRACE(label);
-  device_array<selection_sequence> seqs;
-  device_array<std::int32_t> positions, tokens, canvas, committed;
-  device_array<float> confidence;
-  UNMASK_CUDA_OK(seqs.upload(c.sequences));
-  UNMASK_CUDA_OK(positions.upload(c.positions));
-  UNMASK_CUDA_OK(tokens.upload(c.tokens));
-  UNMASK_CUDA_OK(confidence.upload(c.confidence));
+  device_case d;
+  upload_case(c, d);
+  if (::testing::Test::HasFatalFailure()) return;
+  auto& [seqs, positions, tokens, canvas, committed, confidence] = d;
   std::vector<float> gumbel(c.positions.size(), 0.0f);
   if (o.rule.kind == selection_kind::stochastic) {
     device_gumbel(c, o, seqs, positions, gumbel);
@@ -455,6 +473,48 @@ TEST(CudaSelection, BrokenCountsAreReportedAndLeftAlone) {
   std::vector<std::int32_t> canvas, committed;
   reference_select(c, o, 32, std::vector<float>(c.positions.size(), 0.0f), canvas, committed);
   EXPECT_EQ(committed, (std::vector<std::int32_t>{5, -1, -1, -1}));
+}
+
+using test::least_confident_first;  // a user's rule with its own order key
+
+// The kernel instantiated for the options' types against the CPU's commit_selection.
+template <class Selection, class Schedule>
+void check_user_policy(const selection_case& c, const basic_selection_options<Selection, Schedule>& o,
+                       std::int32_t bound, const std::string& label) {
+  SCOPED_TRACE(label);
+  device_case d;
+  upload_case(c, d);
+  if (::testing::Test::HasFatalFailure()) return;
+  auto& [seqs, positions, tokens, canvas, committed, confidence] = d;
+  UNMASK_CUDA_OK(canvas.upload(c.canvas));
+  UNMASK_CUDA_OK(committed.upload(std::vector<std::int32_t>(c.sequences.size(), -99)));
+  UNMASK_CUDA_OK(cuda::select_and_commit(seqs.data, std::int32_t(c.sequences.size()), bound, positions.data,
+                                         tokens.data, confidence.data, o, canvas.data, committed.data, nullptr));
+  UNMASK_CUDA_OK(cudaDeviceSynchronize());
+  std::vector<std::int32_t> got_canvas, got_committed;
+  UNMASK_CUDA_OK(canvas.download(got_canvas));
+  UNMASK_CUDA_OK(committed.download(got_committed));
+  std::vector<std::int32_t> want_canvas = c.canvas, want_committed;
+  for (const selection_sequence& q : c.sequences)
+    want_committed.push_back(commit_selection(q, c.positions.data(), c.tokens.data(), c.confidence.data(), o,
+                                              want_canvas.data()));
+  EXPECT_EQ(got_committed, want_committed);
+  EXPECT_EQ(got_canvas, want_canvas);
+}
+
+TEST(CudaSelection, UserRulesAndSchedulesMatchTheCpu) {
+  UNMASK_REQUIRE_DEVICE();
+  const std::vector<sequence_spec> specs = {{0, 0, 4, 16}, {1, 3, 4, 4}, {7, 1, 4, 16}, {32, 0, 2, 64}, {300, 1, 8, 400}};
+  for (const bool ties : {false, true}) {
+    const selection_case c = make_case(specs, confidence_metric::max_prob, ties, ties ? 21u : 22u);
+    const std::string suffix = ties ? " ties" : "";
+    check_user_policy(c, basic_selection_options<example::margin_gap_rule, count_schedule>{{0.05f}, {}, {}, {}}, 512,
+                      "margin_gap_rule" + suffix);
+    check_user_policy(c, basic_selection_options<selection_rule, example::halving_schedule>{}, 512,
+                      "halving_schedule" + suffix);
+    check_user_policy(c, basic_selection_options<least_confident_first, example::halving_schedule>{}, 300,
+                      "least_confident_first" + suffix);
+  }
 }
 
 }  // namespace

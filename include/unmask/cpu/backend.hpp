@@ -183,9 +183,11 @@ struct cpu_backend {
     detail::resident_candidates_host(seqs, n, block_length, steps, canvas, mask, proposed, confidence, positions,
                                      tokens, confidences, selection);
   }
+  template <class Selection, class Schedule>
   void select_and_commit(const selection_sequence* selection, std::int64_t n, std::int32_t,
                          const std::int32_t* positions, const std::int32_t* tokens, const float* confidence,
-                         const selection_options& options, std::int32_t* canvas, std::int32_t* committed) const {
+                         const basic_selection_options<Selection, Schedule>& options, std::int32_t* canvas,
+                         std::int32_t* committed) const {
     for (std::int64_t s = 0; s < n; ++s)
       committed[s] = commit_selection(selection[s], positions, tokens, confidence, options, canvas);
   }

@@ -243,9 +243,11 @@ class cuda_backend_of {
                                     confidences, selection, state_->stream),
           "resident candidates");
   }
+  template <class Selection, class Schedule>
   void select_and_commit(const selection_sequence* selection, std::int64_t n, std::int32_t max_candidates,
                          const std::int32_t* positions, const std::int32_t* tokens, const float* confidence,
-                         const selection_options& options, std::int32_t* canvas, std::int32_t* committed) const {
+                         const basic_selection_options<Selection, Schedule>& options, std::int32_t* canvas,
+                         std::int32_t* committed) const {
     after(cuda::select_and_commit(selection, std::int32_t(n), max_candidates, positions, tokens, confidence, options,
                                   canvas, committed, state_->stream),
           concat("selection (", n, " sequences, up to ", max_candidates, " candidates)"));

@@ -5,16 +5,20 @@
 // batch of sequences at once. Sequence s lists its m candidates, the masked
 // positions of its current block in ascending position order, each with the
 // proposed token and its confidence (what unmask/cuda/vocab_pass.hpp writes).
-// The candidates are ordered by key = confidence, or for
-// selection_kind::stochastic confidence / alg_temp + counter_rng::gumbel(
-// selection, id, rng_step, position, 0), highest first and stable (equal
-// keys keep list order, i.e. the earlier position first); then
+// The candidates are ordered by the rule's key (unmask::selection_key: the
+// confidence, or for selection_kind::stochastic confidence / alg_temp +
+// counter_rng::gumbel(selection, id, rng_step, position, 0)), highest first
+// and stable (equal keys keep list order, i.e. the earlier position first);
+// then
 //   scheduled = schedule.count(block_step, steps, initial_masks, m)
 //   take      = rule.commit_count(confidences in that order, m, scheduled, metric)
 // and the first `take` candidates' tokens are written into the canvas, in
 // place, and take is reported per sequence: the same host/device policy
 // functions the CPU decoder calls (unmask/policy/selection.hpp,
 // unmask/schedule/count_schedule.hpp), so the two commit the same tokens.
+// The kernel is a template over the rule and schedule types, so a user's
+// own (unmask/policy/decoding_policy.hpp) with host/device members runs here
+// as the built-ins do.
 //
 // One thread block per sequence. Each thread loads Items consecutive
 // candidates (a blocked arrangement) as (order bits of the key, list index)
@@ -63,6 +67,7 @@ inline constexpr std::int32_t selection_max_candidates = 4096;
 
 // The per-sequence record, the options and the order (shared with the CPU's
 // commit_selection).
+using unmask::basic_selection_options;
 using unmask::selection_options;
 using unmask::selection_order_bits;
 using unmask::selection_order_key;
@@ -81,13 +86,14 @@ inline std::int32_t selection_capacity(std::int32_t max_candidates) {
 }
 
 // Everything the kernel reads.
+template <class Selection = selection_rule, class Schedule = count_schedule>
 struct selection_params {
   const selection_sequence* sequences = nullptr;  // (count)
   const std::int32_t* positions = nullptr;        // (candidates) in the sequence's canvas; key the noise too
   const std::int32_t* tokens = nullptr;           // (candidates)
   const float* confidence = nullptr;              // (candidates)
-  selection_rule rule;
-  count_schedule schedule;
+  Selection rule{};
+  Schedule schedule{};
   confidence_metric metric = confidence_metric::max_prob;
   counter_rng rng;
   std::int32_t* canvas = nullptr;
@@ -96,8 +102,8 @@ struct selection_params {
 };
 
 // Block s selects and commits for sequence s.
-template <int Block, int Items>
-__global__ void __launch_bounds__(Block) select_and_commit_kernel(selection_params p) {
+template <int Block, int Items, class Selection, class Schedule>
+__global__ void __launch_bounds__(Block) select_and_commit_kernel(selection_params<Selection, Schedule> p) {
   static_assert(Block % 32 == 0, "whole warps");
   constexpr int capacity = Block * Items;
   using radix_sort = cub::BlockRadixSort<std::uint32_t, Block, Items, std::int32_t>;
@@ -118,7 +124,6 @@ __global__ void __launch_bounds__(Block) select_and_commit_kernel(selection_para
     return;
   }
   const std::int64_t begin = seq.candidate_begin;
-  const bool stochastic = p.rule.kind == selection_kind::stochastic;
 
   // Blocked arrangement: thread t holds list indices t * Items + j. Padding
   // (index >= m) gets the lowest bits and, being later in the list, sorts
@@ -131,13 +136,8 @@ __global__ void __launch_bounds__(Block) select_and_commit_kernel(selection_para
     index[j] = i;
     keys[j] = 0u;
     if (i < m) {
-      float key = p.confidence[begin + i];
-      if (stochastic) {
-        const float noise = p.rng.gumbel(random_purpose::selection, seq.id, seq.rng_step,
-                                         std::uint32_t(p.positions[begin + i]), 0);
-        key = stochastic_order_key(key, p.rule.alg_temp, noise);
-      }
-      keys[j] = selection_order_bits(key);
+      const draw_site site{seq.id, seq.rng_step, std::uint32_t(p.positions[begin + i])};
+      keys[j] = selection_order_bits(unmask::selection_key(p.rule, p.confidence[begin + i], site, p.rng));
     }
   }
   radix_sort(sort_storage).SortDescending(keys, index);
@@ -169,20 +169,21 @@ __global__ void __launch_bounds__(Block) select_and_commit_kernel(selection_para
 
 namespace detail {
 
-template <int Block, int Items>
-cudaError_t launch_selection(const selection_params& p, std::int32_t count, cudaStream_t stream) {
+template <int Block, int Items, class Selection, class Schedule>
+cudaError_t launch_selection(const selection_params<Selection, Schedule>& p, std::int32_t count, cudaStream_t stream) {
   select_and_commit_kernel<Block, Items><<<unsigned(count), Block, 0, stream>>>(p);
   return launch_result();
 }
 
-inline bool selection_options_ok(const selection_options& o) {
-  const selection_rule& r = o.rule;
+// The built-in rule and schedule: what validate() accepts, and known kinds
+// (a user's type is validated by the decoder, on the host).
+inline bool selection_rule_ok(const selection_rule& r) {
   switch (r.kind) {
     case selection_kind::top_k:
     case selection_kind::threshold:
     case selection_kind::threshold_dinfer: break;
     case selection_kind::factor:
-      if (!(r.factor > 0.0f)) return false;
+      if (!(r.factor_scale > 0.0f)) return false;
       break;
     case selection_kind::entropy_bounded:
       if (!(r.gamma >= 0.0f)) return false;
@@ -192,12 +193,24 @@ inline bool selection_options_ok(const selection_options& o) {
       break;
     default: return false;
   }
-  switch (o.schedule.kind) {
+  return true;
+}
+inline bool schedule_ok(const count_schedule& s) {
+  switch (s.kind) {
     case count_schedule_kind::llada_even:
     case count_schedule_kind::dream:
-    case count_schedule_kind::llama_cpp: break;
+    case count_schedule_kind::llama_cpp: return true;
     default: return false;
   }
+}
+template <class T>
+bool selection_rule_ok(const T&) { return true; }
+template <class T>
+bool schedule_ok(const T&) { return true; }
+
+template <class Selection, class Schedule>
+bool selection_options_ok(const basic_selection_options<Selection, Schedule>& o) {
+  if (!selection_rule_ok(o.rule) || !schedule_ok(o.schedule)) return false;
   switch (o.metric) {
     case confidence_metric::max_prob:
     case confidence_metric::margin:
@@ -225,18 +238,18 @@ inline bool selection_options_ok(const selection_options& o) {
 // an unknown enum value or options the CPU decoder's validate() rejects
 // (factor <= 0, gamma < 0, alg_temp <= 0, NaN); cudaSuccess without
 // launching when count is 0; else the launch error.
-inline cudaError_t select_and_commit(const selection_sequence* sequences, std::int32_t count,
-                                     std::int32_t max_candidates, const std::int32_t* positions,
-                                     const std::int32_t* tokens, const float* confidence,
-                                     const selection_options& options, std::int32_t* canvas, std::int32_t* committed,
-                                     cudaStream_t stream) {
+template <class Selection, class Schedule>
+cudaError_t select_and_commit(const selection_sequence* sequences, std::int32_t count, std::int32_t max_candidates,
+                              const std::int32_t* positions, const std::int32_t* tokens, const float* confidence,
+                              const basic_selection_options<Selection, Schedule>& options, std::int32_t* canvas,
+                              std::int32_t* committed, cudaStream_t stream) {
   const std::int32_t capacity = selection_capacity(max_candidates);
   if (count < 0 || capacity == 0 || !detail::selection_options_ok(options)) return cudaErrorInvalidValue;
   if (count == 0) return cudaSuccess;
   if (sequences == nullptr || canvas == nullptr || committed == nullptr) return cudaErrorInvalidValue;
   if (max_candidates > 0 && (positions == nullptr || tokens == nullptr || confidence == nullptr))
     return cudaErrorInvalidValue;
-  selection_params p;
+  selection_params<Selection, Schedule> p;
   p.sequences = sequences;
   p.positions = positions;
   p.tokens = tokens;

@@ -38,6 +38,9 @@ struct ar_settings {
 template <class Backend>
 class ar_decoder {
  public:
+  static_assert(check_decoding_backend<Backend>());
+
+  ar_decoder(const llada_model&&, ar_settings, Backend = {}) = delete;  // the model must outlive the decoder
   ar_decoder(const llada_model& model, ar_settings settings, Backend backend = {})
       : model_(model), settings_(settings), forward_(model, std::move(backend)) {
     settings_.validate();

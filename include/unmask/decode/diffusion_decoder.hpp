@@ -40,12 +40,15 @@
 #include <numeric>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "unmask/core/error.hpp"
+#include "unmask/decode/backend_interface.hpp"
 #include "unmask/model/llada_forward.hpp"
 #include "unmask/policy/commit.hpp"
 #include "unmask/policy/confidence.hpp"
+#include "unmask/policy/decoding_policy.hpp"
 #include "unmask/policy/guidance.hpp"
 #include "unmask/policy/remasking.hpp"
 #include "unmask/policy/sampling.hpp"
@@ -99,8 +102,10 @@ struct diffusion_settings {
   bool stop_at_eos = false;
   std::int32_t eos_token_id = -1;  // -1: the model's
 
-  void validate() const {
-    layout.validate(mode == decode_mode::ancestral || selection.uses_schedule());
+  void validate() const { validate(selection.uses_schedule()); }
+  // With the decoding policy's rule deciding whether counts come from the schedule.
+  void validate(bool rule_uses_schedule) const {
+    layout.validate(mode == decode_mode::ancestral || rule_uses_schedule);
     selection.validate();
     sampling.validate();
     remasking.validate();
@@ -201,16 +206,45 @@ void collect_outputs(std::vector<State>& states, decode_output& result, const de
 
 }  // namespace detail
 
-template <class Backend>
+// The decoding policy from the settings: the built-in schedule and selection
+// rule take their run-time choice from settings.schedule and
+// settings.selection; a user's type is value-initialised.
+template <class Policy>
+Policy policy_from_settings(const diffusion_settings& settings) {
+  static_assert(is_decoding_policy<Policy>::value, "the policy is a unmask::decoding_policy<Schedule, Selection>");
+  Policy policy{};
+  if constexpr (std::is_same<typename Policy::schedule_type, count_schedule>::value) policy.schedule = settings.schedule;
+  if constexpr (std::is_same<typename Policy::selection_type, selection_rule>::value)
+    policy.selection = settings.selection;
+  return policy;
+}
+
+// Backend: see unmask/decode/backend_interface.hpp. Policy: a
+// decoding_policy (unmask/policy/decoding_policy.hpp); built from the
+// settings unless one is given. The decoder keeps a reference to the model,
+// which must outlive it (a temporary model does not compile).
+template <class Backend, class Policy = builtin_policy>
 class diffusion_decoder {
+  static_assert(check_decoding_backend<Backend>());
+  static_assert(is_decoding_policy<Policy>::value, "the policy is a unmask::decoding_policy<Schedule, Selection>");
+
  public:
+  using policy_type = Policy;
+
   diffusion_decoder(const llada_model& model, diffusion_settings settings, Backend backend = {})
-      : model_(model), settings_(settings), forward_(model, std::move(backend)) {
-    settings_.validate();
+      : diffusion_decoder(model, settings, policy_from_settings<Policy>(settings), std::move(backend)) {}
+  diffusion_decoder(const llada_model& model, diffusion_settings settings, Policy policy, Backend backend = {})
+      : model_(model), settings_(settings), policy_(policy), forward_(model, std::move(backend)) {
+    policy_.validate();
+    settings_.validate(policy_.selection.uses_schedule());
     if (settings_.eos_token_id < 0) settings_.eos_token_id = std::int32_t(model.config().eos_token_id);
   }
+  diffusion_decoder(const llada_model&&, diffusion_settings, Backend = {}) = delete;
+  diffusion_decoder(const llada_model&&, diffusion_settings, Policy, Backend = {}) = delete;
 
   const diffusion_settings& settings() const { return settings_; }
+  const Policy& policy() const { return policy_; }
+  Backend& backend() { return forward_.backend(); }
 
   decode_output generate(const std::vector<decode_request>& requests, const decode_callback& callback = {}) {
     const detail::decode_clock start;
@@ -359,7 +393,8 @@ class diffusion_decoder {
     std::vector<token_choice> choices;
     std::vector<std::int32_t> positions, tokens;
     std::vector<float> confidences;
-    selection_options options{settings_.selection, settings_.schedule, settings_.confidence, rng};
+    const policy_selection_options<Policy> options{policy_.selection, policy_.schedule, settings_.confidence, rng};
+    const std::int32_t step_limit = steps + settings_.layout.block_length;
     std::vector<std::int32_t> committed;
     for (;;) {
       batch.clear();
@@ -401,6 +436,11 @@ class diffusion_decoder {
         committed.clear();
         const std::int32_t take = commit_selection(seq, positions.data(), tokens.data(), confidences.data(), options,
                                                    st.out.canvas.data(), &committed);
+        if (take == 0 && st.block_step + 1 >= step_limit)
+          throw argument_error(concat("generate: the decoding policy committed nothing to block ", block,
+                                      " of sequence ", &st - states.data(), " for ", step_limit,
+                                      " steps (a selection rule must commit at least one candidate once the schedule "
+                                      "has run out)"));
         st.out.committed += take;
         ++st.block_step;
         ++st.rng_step;
@@ -519,6 +559,7 @@ class diffusion_decoder {
 
   const llada_model& model_;
   diffusion_settings settings_;
+  Policy policy_;
   llada_forward<Backend> forward_;
   std::vector<std::int32_t> tokens_, lengths_, offsets_, slots_, kv_lengths_, origins_, selected_;
   typename Backend::template buffer<float> logits_;  // (rows, vocab) of the last model call

@@ -40,15 +40,24 @@
 
 namespace unmask {
 
-template <class Backend>
+template <class Backend, class Policy = builtin_policy>
 class resident_decoder {
+  static_assert(check_resident_backend<Backend>());
+  static_assert(is_decoding_policy<Policy>::value, "the policy is a unmask::decoding_policy<Schedule, Selection>");
+
  public:
   template <class T>
   using buffer = typename Backend::template buffer<T>;
+  using policy_type = Policy;
 
   resident_decoder(const llada_model& model, diffusion_settings settings, Backend backend = {})
-      : model_(model), settings_(settings), forward_(model, std::move(backend)) {
-    settings_.validate();
+      : resident_decoder(model, settings, policy_from_settings<Policy>(settings), std::move(backend)) {}
+  resident_decoder(const llada_model&&, diffusion_settings, Backend = {}) = delete;
+  resident_decoder(const llada_model&&, diffusion_settings, Policy, Backend = {}) = delete;
+  resident_decoder(const llada_model& model, diffusion_settings settings, Policy policy, Backend backend = {})
+      : model_(model), settings_(settings), policy_(policy), forward_(model, std::move(backend)) {
+    policy_.validate();
+    settings_.validate(policy_.selection.uses_schedule());
     if (settings_.mode != decode_mode::confidence)
       throw argument_error("resident decoding runs confidence decoding; use diffusion_decoder for ancestral sampling");
     if (settings_.cache.mode != cache_mode::none)
@@ -59,6 +68,7 @@ class resident_decoder {
   }
 
   const diffusion_settings& settings() const { return settings_; }
+  const Policy& policy() const { return policy_; }
   Backend& backend() { return forward_.backend(); }
 
   decode_output generate(const std::vector<decode_request>& requests) {
@@ -146,8 +156,8 @@ class resident_decoder {
     selection_.reserve_at_least(std::size_t(n));
     committed_.reserve_at_least(std::size_t(n));
     remaining_.reserve_at_least(std::size_t(n));
-    const selection_options options{settings_.selection, settings_.schedule, settings_.confidence,
-                                    counter_rng{settings_.seed}};
+    const policy_selection_options<Policy> options{policy_.selection, policy_.schedule, settings_.confidence,
+                                                   counter_rng{settings_.seed}};
     std::int32_t* canvas = forward_.staged_tokens();
     auto step = [&] {
       forward_.run_staged(settings_.attention, logits_.data());
@@ -163,14 +173,14 @@ class resident_decoder {
     };
     const std::uint64_t key = (std::uint64_t(n) << 40) ^ (std::uint64_t(width) << 20) ^ std::uint64_t(length);
     std::int64_t forwards = 0;
-    if (settings_.selection.uses_schedule()) {
+    if (policy_.selection.uses_schedule()) {
       // Top-k commits exactly min(scheduled, masks): the host plays the counts forward.
       std::vector<std::int32_t> left = masks;
       for (std::int32_t t = 0; std::any_of(left.begin(), left.end(), [](std::int32_t m) { return m > 0; }); ++t) {
         if (t > steps + length)
           throw argument_error(concat("the count schedule commits nothing after ", t, " steps of a block"));
         for (std::size_t s = 0; s < left.size(); ++s) {
-          const std::int32_t scheduled = settings_.schedule.count(t, steps, masks[s], left[s]);
+          const std::int32_t scheduled = policy_.schedule.count(t, steps, masks[s], left[s]);
           if (left[s] > 0) left[s] -= std::min(left[s], std::max(0, scheduled));
         }
         backend.run_step(step, instance_, key);
@@ -182,7 +192,11 @@ class resident_decoder {
         backend.run_step(step, instance_, key);
         ++forwards;
         backend.download(remaining_.data(), left.size(), left.data());
-      } while (std::any_of(left.begin(), left.end(), [](std::int32_t m) { return m > 0; }) && forwards <= length);
+      } while (std::any_of(left.begin(), left.end(), [](std::int32_t m) { return m > 0; }) &&
+               forwards < steps + length);
+      if (std::any_of(left.begin(), left.end(), [](std::int32_t m) { return m > 0; }))
+        throw argument_error(concat("resident decoding: the decoding policy left masks in block ", block, " after ",
+                                    forwards, " steps (a selection rule must commit at least one candidate)"));
     }
     // Read the block back.
     backend.download(canvas, host_tokens_.size(), host_tokens_.data());
@@ -212,6 +226,7 @@ class resident_decoder {
 
   const llada_model& model_;
   diffusion_settings settings_;
+  Policy policy_;
   llada_forward<Backend> forward_;
   const std::uint64_t instance_ = next_instance();
   std::vector<std::int32_t> host_tokens_, host_lengths_, host_origins_, host_rows_;

@@ -66,6 +66,7 @@ class llada_forward {
   using cache_type = kv_cache<Backend>;
 
   // `model` must outlive the forward object.
+  explicit llada_forward(const llada_model&&, Backend = {}) = delete;  // the model must outlive the forward
   explicit llada_forward(const llada_model& model, Backend backend = {})
       : model_(model), backend_(std::move(backend)) {
     const llada_config& c = model.config();

@@ -3,9 +3,9 @@
 // The commit step of confidence decoding, for one sequence: its m candidates
 // (the masked positions of its current block, in ascending position order,
 // each with a proposed token and its confidence) are ordered by key =
-// confidence, or for selection_kind::stochastic (Dream's alg_temp)
-// confidence / alg_temp + Gumbel noise keyed by (id, rng_step, position),
-// highest first and stable (equal keys: the earlier position first); then
+// the rule's order key (the confidence, or for selection_kind::stochastic,
+// Dream's alg_temp, confidence / alg_temp + Gumbel noise keyed by (id,
+// rng_step, position)), highest first and stable (equal keys: the earlier position first); then
 //   scheduled = schedule.count(block_step, steps, initial_masks, m)
 //   take      = rule.commit_count(confidences in that order, m, scheduled, metric)
 // and the first `take` tokens are written into the canvas. The types are
@@ -24,6 +24,7 @@
 #include "unmask/core/config.hpp"
 #include "unmask/core/dtype.hpp"
 #include "unmask/policy/confidence.hpp"
+#include "unmask/policy/decoding_policy.hpp"
 #include "unmask/policy/selection.hpp"
 #include "unmask/random/philox.hpp"
 #include "unmask/schedule/count_schedule.hpp"
@@ -42,12 +43,22 @@ struct selection_sequence {
   std::int32_t initial_masks = 0;    // masks in the block when it started
 };
 
-struct selection_options {
-  selection_rule rule;
-  count_schedule schedule;
-  confidence_metric metric = confidence_metric::max_prob;  // read by entropy_bounded
-  counter_rng rng;                                         // read by stochastic
+// What the commit step reads besides the candidates: the rule, the
+// schedule (any types meeting unmask/policy/decoding_policy.hpp), the
+// confidence metric in use (read by entropy_bounded) and the generator (read
+// by rules whose order key draws noise, such as stochastic).
+template <class Selection = selection_rule, class Schedule = count_schedule>
+struct basic_selection_options {
+  Selection rule{};
+  Schedule schedule{};
+  confidence_metric metric = confidence_metric::max_prob;
+  counter_rng rng;
 };
+using selection_options = basic_selection_options<>;
+
+// The options for a decoding policy.
+template <class Policy>
+using policy_selection_options = basic_selection_options<typename Policy::selection_type, typename Policy::schedule_type>;
 
 // A float onto uint32 such that a > b implies bits(a) > bits(b) and a == b
 // (-0 == +0 included) implies equal bits; NaN maps to 0, below every number
@@ -60,22 +71,11 @@ UNMASK_HOST_DEVICE std::uint32_t selection_order_bits(float key) {
   return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
 }
 
-// The stochastic order key, confidence / alg_temp + gumbel, each operation
-// rounded once on the device as on the host.
-UNMASK_HOST_DEVICE float stochastic_order_key(float confidence, float alg_temp, float gumbel) {
-#if UNMASK_ON_DEVICE
-  return __fadd_rn(__fdiv_rn(confidence, alg_temp), gumbel);
-#else
-  return confidence / alg_temp + gumbel;
-#endif
-}
-
 // The order key of one candidate.
-UNMASK_HOST_DEVICE float selection_order_key(const selection_options& o, const selection_sequence& seq,
-                                             float confidence, std::int32_t position) {
-  if (o.rule.kind != selection_kind::stochastic) return confidence;
-  const float noise = o.rng.gumbel(random_purpose::selection, seq.id, seq.rng_step, std::uint32_t(position), 0);
-  return stochastic_order_key(confidence, o.rule.alg_temp, noise);
+template <class Selection, class Schedule>
+UNMASK_HOST_DEVICE float selection_order_key(const basic_selection_options<Selection, Schedule>& o,
+                                             const selection_sequence& seq, float confidence, std::int32_t position) {
+  return selection_key(o.rule, confidence, draw_site{seq.id, seq.rng_step, std::uint32_t(position)}, o.rng);
 }
 
 // The commit step for one sequence on the host: candidates [candidate_begin,
@@ -83,10 +83,11 @@ UNMASK_HOST_DEVICE float selection_order_key(const selection_options& o, const s
 // writes canvas[canvas_offset + position] for the committed ones, appends
 // their positions to `committed_positions` (when given) in commit order, and
 // returns how many were committed.
-inline std::int32_t commit_selection(const selection_sequence& seq, const std::int32_t* positions,
-                                     const std::int32_t* tokens, const float* confidence,
-                                     const selection_options& o, std::int32_t* canvas,
-                                     std::vector<std::int32_t>* committed_positions = nullptr) {
+template <class Selection, class Schedule>
+std::int32_t commit_selection(const selection_sequence& seq, const std::int32_t* positions,
+                              const std::int32_t* tokens, const float* confidence,
+                              const basic_selection_options<Selection, Schedule>& o, std::int32_t* canvas,
+                              std::vector<std::int32_t>* committed_positions = nullptr) {
   const std::int32_t m = seq.candidate_count;
   if (m <= 0) return 0;
   thread_local std::vector<std::int32_t> order;

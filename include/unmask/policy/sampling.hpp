@@ -44,11 +44,6 @@ struct sampling_settings {
   bool filters() const { return top_k > 0 || top_p < 1.0f; }
 };
 
-// Where a draw sits in the random stream.
-struct draw_site {
-  std::uint32_t sequence = 0, step = 0, position = 0;
-};
-
 struct token_choice {
   std::int32_t token = -1;
   float confidence = 0.0f;

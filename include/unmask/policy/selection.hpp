@@ -17,7 +17,11 @@
 //   stochastic       Dream's alg_temp: the schedule's k drawn without
 //                    replacement from softmax(s / alg_temp), done by adding
 //                    Gumbel noise to s / alg_temp before sorting (Plackett-Luce)
-// The functions are host/device so the CUDA selection kernel reuses them.
+// selection_rule holds the choice among these at run time (the program's
+// flags); it is also the reference for the interface a user's own rule meets
+// (unmask/policy/decoding_policy.hpp, docs/extending.md): commit_count,
+// uses_schedule and, optionally, order_key and validate. The functions are
+// host/device so the CUDA selection kernel reuses them.
 #pragma once
 
 #include <cstdint>
@@ -26,24 +30,39 @@
 #include "unmask/core/config.hpp"
 #include "unmask/core/error.hpp"
 #include "unmask/policy/confidence.hpp"
+#include "unmask/random/philox.hpp"
 
 namespace unmask {
 
 enum class selection_kind : std::uint8_t { top_k, threshold, threshold_dinfer, factor, entropy_bounded, stochastic };
 
+// The stochastic order key, confidence / alg_temp + gumbel, each operation
+// rounded once on the device as on the host.
+UNMASK_HOST_DEVICE float stochastic_order_key(float confidence, float alg_temp, float gumbel) {
+#if UNMASK_ON_DEVICE
+  return __fadd_rn(__fdiv_rn(confidence, alg_temp), gumbel);
+#else
+  return confidence / alg_temp + gumbel;
+#endif
+}
+
 struct selection_rule {
   selection_kind kind = selection_kind::top_k;
-  float threshold = 0.9f;    // threshold, threshold_dinfer
-  float factor = 1.0f;       // factor
-  float gamma = 0.01f;       // entropy_bounded
-  float alg_temp = 1.0f;     // stochastic
+  float tau = 0.9f;           // threshold, threshold_dinfer: the confidence threshold
+  float factor_scale = 1.0f;  // factor: f
+  float gamma = 0.01f;        // entropy_bounded: the error bound
+  float alg_temp = 1.0f;      // stochastic: Dream's alg_temp
 
   UNMASK_HOST_DEVICE static selection_rule top_k() { return {}; }
-  UNMASK_HOST_DEVICE static selection_rule fast_dllm_threshold(float tau) { return {selection_kind::threshold, tau, 1, 0, 1}; }
+  UNMASK_HOST_DEVICE static selection_rule threshold(float tau) { return {selection_kind::threshold, tau, 1, 0, 1}; }
   UNMASK_HOST_DEVICE static selection_rule dinfer_threshold(float tau) { return {selection_kind::threshold_dinfer, tau, 1, 0, 1}; }
-  UNMASK_HOST_DEVICE static selection_rule fast_dllm_factor(float f) { return {selection_kind::factor, 0.9f, f, 0, 1}; }
+  UNMASK_HOST_DEVICE static selection_rule factor(float f) { return {selection_kind::factor, 0.9f, f, 0, 1}; }
   UNMASK_HOST_DEVICE static selection_rule entropy_bounded(float gamma) { return {selection_kind::entropy_bounded, 0.9f, 1, gamma, 1}; }
-  UNMASK_HOST_DEVICE static selection_rule dream_alg_temp(float t) { return {selection_kind::stochastic, 0.9f, 1, 0, t}; }
+  UNMASK_HOST_DEVICE static selection_rule stochastic(float alg_temp) { return {selection_kind::stochastic, 0.9f, 1, 0, alg_temp}; }
+  // The names of the published methods.
+  UNMASK_HOST_DEVICE static selection_rule fast_dllm_threshold(float tau) { return threshold(tau); }
+  UNMASK_HOST_DEVICE static selection_rule fast_dllm_factor(float f) { return factor(f); }
+  UNMASK_HOST_DEVICE static selection_rule dream_alg_temp(float t) { return stochastic(t); }
 
   // Whether the rule takes its count from the schedule.
   UNMASK_HOST_DEVICE bool uses_schedule() const {
@@ -51,12 +70,21 @@ struct selection_rule {
   }
 
   void validate() const {
-    if (kind == selection_kind::factor && !(factor > 0))
-      throw argument_error(concat("factor must be positive, got ", factor));
+    if (kind == selection_kind::factor && !(factor_scale > 0))
+      throw argument_error(concat("factor must be positive, got ", factor_scale));
     if (kind == selection_kind::entropy_bounded && !(gamma >= 0))
       throw argument_error(concat("entropy bound gamma must be >= 0, got ", gamma));
     if (kind == selection_kind::stochastic && !(alg_temp > 0))
       throw argument_error(concat("alg_temp must be positive, got ", alg_temp));
+  }
+
+  // The key candidates are ordered by (highest first): the confidence, or for
+  // the stochastic rule confidence / alg_temp + Gumbel noise keyed by the
+  // candidate's draw site (id, rng_step, position).
+  UNMASK_HOST_DEVICE float order_key(float confidence, const draw_site& site, const counter_rng& rng) const {
+    if (kind != selection_kind::stochastic) return confidence;
+    const float noise = rng.gumbel(random_purpose::selection, site.sequence, site.step, site.position, 0);
+    return stochastic_order_key(confidence, alg_temp, noise);
   }
 
   // How many of the m candidates (scores sorted descending) to commit, given
@@ -71,10 +99,10 @@ struct selection_rule {
         k = scheduled < m ? scheduled : m;
         return k < 0 ? 0 : k;
       case selection_kind::threshold:
-        while (k < m && sorted[k] >= threshold) ++k;
+        while (k < m && sorted[k] >= tau) ++k;
         return k;
       case selection_kind::threshold_dinfer: {
-        const float bound = sorted[0] - 1e-5f < threshold ? sorted[0] - 1e-5f : threshold;
+        const float bound = sorted[0] - 1e-5f < tau ? sorted[0] - 1e-5f : tau;
         k = 0;
         while (k < m && sorted[k] >= bound) ++k;
         return k;
@@ -82,7 +110,7 @@ struct selection_rule {
       case selection_kind::factor: {
         std::int32_t first_fail = m - 1;
         for (std::int32_t i = 1; i < m; ++i) {
-          if (sorted[i] < 1.0f - factor / float(i + 2)) {
+          if (sorted[i] < 1.0f - factor_scale / float(i + 2)) {
             first_fail = i;
             break;
           }

@@ -47,6 +47,12 @@ enum class random_purpose : std::uint32_t {
   selection = 5,   // stochastic selection (Dream alg_temp)
 };
 
+// Where a draw sits in the random stream: the sequence's id, its own step
+// count and the canvas position.
+struct draw_site {
+  std::uint32_t sequence = 0, step = 0, position = 0;
+};
+
 struct counter_rng {
   std::uint64_t seed = 0;
 

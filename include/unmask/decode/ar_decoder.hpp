@@ -8,8 +8,10 @@
 // choose_token as diffusion decoding (greedy, or temperature / top-k / top-p
 // with the counter-based generator keyed by sequence id, token index and
 // position), so a sequence decodes the same alone or in any batch. A
-// sequence stops at end-of-sequence (when asked) or after max_new_tokens and
-// leaves the batch; its cache slot stays put.
+// sequence stops at end-of-sequence (when asked), at a stop token or string
+// (unmask/decode/stopping.hpp) or after max_new_tokens and leaves the batch;
+// its cache slot stays put. A time limit or a cancel_token stops every
+// sequence before the next forward.
 #pragma once
 
 #include <algorithm>
@@ -28,10 +30,12 @@ struct ar_settings {
   bool stop_at_eos = true;
   std::int32_t eos_token_id = -1;  // -1: the model's
   attention_mask attention = attention_mask::causal();
+  stop_criteria stop;              // stop tokens and strings, a time limit, cancellation (unmask/decode/stopping.hpp)
 
   void validate() const {
     if (max_new_tokens <= 0) throw argument_error(concat("max_new_tokens must be positive, got ", max_new_tokens));
     sampling.validate();
+    stop.validate();
   }
 };
 
@@ -75,14 +79,25 @@ class ar_decoder {
       result.sequences[std::size_t(b)].canvas = prompt;
       result.sequences[std::size_t(b)].prompt_length = std::int32_t(prompt.size());
     }
+    std::vector<std::int32_t> active(static_cast<std::size_t>(n)), next, offsets, committed(1);
+    for (std::int64_t b = 0; b < n; ++b) active[std::size_t(b)] = std::int32_t(b);
+    // Time limit or cancellation: the active sequences stop before the next forward.
+    const auto interrupted = [&] {
+      const stop_reason r = settings_.stop.interrupt(start.elapsed());
+      if (r == stop_reason::length) return false;
+      for (std::int32_t s : active) result.sequences[std::size_t(s)].stop = r;
+      return true;
+    };
+    if (interrupted()) {
+      start.stop(result);
+      return result;
+    }
     typename Backend::template buffer<float> logits(std::size_t(n * vocab));  // (active sequences, vocab)
     forward_({tokens.data(), n, longest, lengths.data()}, settings_.attention, logits.data(), &cache, {rows.data(), n});
     ++result.forwards;
 
-    std::vector<std::int32_t> active(static_cast<std::size_t>(n)), next, offsets, committed(1);
     std::vector<draw_site> sites;
     std::vector<token_choice> choices;
-    for (std::int64_t b = 0; b < n; ++b) active[std::size_t(b)] = std::int32_t(b);
     const counter_rng rng{settings_.seed};
     for (std::int32_t step = 0;; ++step) {
       // logits row i belongs to sequence active[i]
@@ -106,15 +121,17 @@ class ar_decoder {
         ++out.committed;
         committed[0] = std::int32_t(position);
         if (callback) callback({std::size_t(active[i]), 0, step, &out.canvas, &committed});
-        const bool eos = settings_.stop_at_eos && choice.token == settings_.eos_token_id;
-        out.stopped_at_eos = eos;
-        if (eos || step + 1 >= settings_.max_new_tokens) continue;
+        const std::int64_t end = std::int64_t(out.canvas.size());
+        out.stop = settings_.stop.check(out.canvas, out.prompt_length, end - 1, end,
+                                        settings_.stop_at_eos ? settings_.eos_token_id : -1);
+        out.stopped_at_eos = out.stop == stop_reason::stop_token;
+        if (out.stop != stop_reason::length || step + 1 >= settings_.max_new_tokens) continue;
         still.push_back(active[i]);
         next.push_back(choice.token);
         offsets.push_back(std::int32_t(position));
       }
       active.swap(still);
-      if (active.empty()) break;
+      if (active.empty() || interrupted()) break;
       const std::int64_t a = std::int64_t(active.size());
       forward_({next.data(), a, 1, nullptr, offsets.data(), active.data()}, settings_.attention, logits.data(), &cache);
       ++result.forwards;

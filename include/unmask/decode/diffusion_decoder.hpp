@@ -24,9 +24,11 @@
 // attention, caches the K/V of finished blocks once, which is exact.
 // Randomness is keyed by (seed, sequence id, the sequence's own step count,
 // position, vocabulary index), so a sequence decodes the same tokens alone or
-// in any batch. A sequence leaves the batch when it is done; with
-// stop_at_eos, a block that produced the end-of-sequence token ends it (the
-// rest of its canvas is filled with that token).
+// in any batch. A sequence leaves the batch when it is done; a finished
+// block holding a stop token (with stop_at_eos, the end-of-sequence token)
+// or completing a stop string ends it (the rest of its canvas is filled with
+// the end-of-sequence token), and a time limit or a cancel_token stops every
+// sequence before the next model call (unmask/decode/stopping.hpp).
 // The backend runs the model and the token choice (on a GPU, only a token and
 // a confidence per masked row come back to the host); ancestral sampling and
 // ReMDM read the block's logits on the host.
@@ -45,6 +47,7 @@
 
 #include "unmask/core/error.hpp"
 #include "unmask/decode/backend_interface.hpp"
+#include "unmask/decode/stopping.hpp"
 #include "unmask/model/llada_forward.hpp"
 #include "unmask/policy/commit.hpp"
 #include "unmask/policy/confidence.hpp"
@@ -101,6 +104,7 @@ struct diffusion_settings {
   std::uint64_t seed = 0;
   bool stop_at_eos = false;
   std::int32_t eos_token_id = -1;  // -1: the model's
+  stop_criteria stop;              // stop tokens and strings, a time limit, cancellation (unmask/decode/stopping.hpp)
 
   void validate() const { validate(selection.uses_schedule()); }
   // With the decoding policy's rule deciding whether counts come from the schedule.
@@ -109,6 +113,7 @@ struct diffusion_settings {
     selection.validate();
     sampling.validate();
     remasking.validate();
+    stop.validate();
     if (!(cfg_scale >= 0.0f)) throw argument_error(concat("cfg_scale must be >= 0, got ", cfg_scale));
     if (cache.refresh_interval < 0)
       throw argument_error(concat("cache refresh interval must be >= 0, got ", cache.refresh_interval));
@@ -132,7 +137,8 @@ struct sequence_output {
   std::int32_t prompt_length = 0;
   std::int64_t forwards = 0;         // model calls this sequence took part in
   std::int64_t committed = 0;        // tokens committed (remasked ones count again)
-  bool stopped_at_eos = false;
+  bool stopped_at_eos = false;       // stopped at a stop token (the end-of-sequence one, or stop_criteria's)
+  stop_reason stop = stop_reason::length;  // why it stopped (masks remain after time_limit or cancelled)
 };
 
 struct decode_output {
@@ -174,13 +180,16 @@ inline sequence_output start_canvas(const decode_request& request, std::size_t i
   return out;
 }
 
-// With stop_at_eos: a block [begin, end) holding the end-of-sequence token
-// ends the sequence, the rest of its canvas filled with that token.
-inline bool stop_at_eos(sequence_output& out, std::int64_t begin, std::int64_t end, std::int32_t eos) {
-  const auto first = out.canvas.begin() + begin, last = out.canvas.begin() + end;
-  if (std::find(first, last, eos) == last) return false;
-  std::fill(last, out.canvas.end(), eos);
-  out.stopped_at_eos = true;
+// After block [begin, end) is finished: a stop token in it or a stop string
+// in the generated text up to its end (stop_at_eos: the end-of-sequence token
+// counts) ends the sequence, the rest of its canvas filled with `eos`.
+inline bool finish_block(sequence_output& out, std::int64_t begin, std::int64_t end, const stop_criteria& stop,
+                         bool stop_at_eos, std::int32_t eos) {
+  const stop_reason r = stop.check(out.canvas, out.prompt_length, begin, end, stop_at_eos ? eos : -1);
+  if (r == stop_reason::length) return false;
+  std::fill(out.canvas.begin() + end, out.canvas.end(), eos);
+  out.stop = r;
+  out.stopped_at_eos = r == stop_reason::stop_token;
   return true;
 }
 
@@ -188,11 +197,23 @@ inline bool stop_at_eos(sequence_output& out, std::int64_t begin, std::int64_t e
 struct decode_clock {
   std::chrono::steady_clock::time_point wall = std::chrono::steady_clock::now();
   std::clock_t cpu = std::clock();
+  double elapsed() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - wall).count(); }
   void stop(decode_output& result) const {
-    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall).count();
+    result.seconds = elapsed();
     result.cpu_seconds = double(std::clock() - cpu) / CLOCKS_PER_SEC;
   }
 };
+
+// Time limit or cancellation: every sequence not done stops where it is;
+// returns whether that happened.
+template <class State>
+bool interrupt(std::vector<State>& states, const stop_criteria& stop, const decode_clock& clock) {
+  const stop_reason r = stop.interrupt(clock.elapsed());
+  if (r == stop_reason::length) return false;
+  for (State& st : states)
+    if (!st.done) st.done = true, st.out.stop = r;
+  return true;
+}
 
 // Moves each state's output into the result, with the totals and the time.
 template <class State>
@@ -248,6 +269,7 @@ class diffusion_decoder {
 
   decode_output generate(const std::vector<decode_request>& requests, const decode_callback& callback = {}) {
     const detail::decode_clock start;
+    clock_ = &start;
     const llada_config& c = model_.config();
     const block_layout& layout = settings_.layout;
     if (requests.empty()) throw argument_error("generate: no sequences");
@@ -277,10 +299,10 @@ class diffusion_decoder {
         run_confidence_block(states, block, result, callback);
       else
         run_ancestral_block(states, block, result, callback);
-      if (settings_.stop_at_eos) {
-        for (state& st : states)
-          if (!st.done) st.done = detail::stop_at_eos(st.out, st.block_begin, st.block_end, settings_.eos_token_id);
-      }
+      for (state& st : states)
+        if (!st.done)
+          st.done = detail::finish_block(st.out, st.block_begin, st.block_end, settings_.stop, settings_.stop_at_eos,
+                                         settings_.eos_token_id);
     }
     cache_.reset();
     detail::collect_outputs(states, result, start);
@@ -397,6 +419,7 @@ class diffusion_decoder {
     const std::int32_t step_limit = steps + settings_.layout.block_length;
     std::vector<std::int32_t> committed;
     for (;;) {
+      if (detail::interrupt(states, settings_.stop, *clock_)) return;
       batch.clear();
       rows.clear();
       feeds.clear();
@@ -485,6 +508,7 @@ class diffusion_decoder {
     };
     std::vector<state*> active;
     for (std::int32_t step = 0; step <= steps; ++step) {
+      if (detail::interrupt(states, settings_.stop, *clock_)) return;
       const bool final_cleanup = step == steps;
       active.clear();
       for (state& st : states)
@@ -565,6 +589,7 @@ class diffusion_decoder {
   typename Backend::template buffer<float> logits_;  // (rows, vocab) of the last model call
   std::optional<kv_cache<Backend>> cache_;
   std::int32_t slot_count_ = 0;
+  const detail::decode_clock* clock_ = nullptr;  // of the generate() call running
 };
 
 }  // namespace unmask

@@ -24,7 +24,8 @@
 // masked ones; it keeps every shape fixed for the graph.
 // Supported: confidence mode without K/V cache and without guidance, any
 // selection rule, count schedule, confidence metric, sampling and attention
-// mask; no per-step callback. Other settings throw argument_error naming
+// mask, and the stop criteria (the time limit and cancellation are checked
+// between blocks); no per-step callback. Other settings throw argument_error naming
 // what to use instead (diffusion_decoder runs them all).
 #pragma once
 
@@ -84,16 +85,16 @@ class resident_decoder {
     }
     decode_output result;
     for (std::int32_t block = 0; block < layout.blocks(); ++block) {
+      if (detail::interrupt(states, settings_.stop, start)) break;  // checked between blocks
       std::vector<sequence_state*> active;
       for (sequence_state& st : states)
         if (!st.done) active.push_back(&st);
       if (active.empty()) break;
       result.forwards += run_block(active, block);
-      if (settings_.stop_at_eos) {
-        for (sequence_state* st : active) {
-          const std::int64_t begin = st->out.prompt_length + std::int64_t(block) * length;
-          st->done = detail::stop_at_eos(st->out, begin, begin + length, settings_.eos_token_id);
-        }
+      for (sequence_state* st : active) {
+        const std::int64_t begin = st->out.prompt_length + std::int64_t(block) * length;
+        st->done = detail::finish_block(st->out, begin, begin + length, settings_.stop, settings_.stop_at_eos,
+                                        settings_.eos_token_id);
       }
     }
     detail::collect_outputs(states, result, start);

@@ -22,6 +22,15 @@
 #include "unmask/cpu/isa.hpp"
 #include "unmask/cpu/parallel.hpp"
 
+// GCC's unroll pragma keeps the accumulator chains in registers; nvcc's
+// front end (bench_decode_cuda includes this file) does not know it.
+#if defined(__CUDACC__)
+#define UNMASK_BENCH_UNROLL(n)
+#else
+#define UNMASK_BENCH_PRAGMA(x) _Pragma(#x)
+#define UNMASK_BENCH_UNROLL(n) UNMASK_BENCH_PRAGMA(GCC unroll n)
+#endif
+
 #if UNMASK_CPU_X86
 #include <immintrin.h>
 #endif
@@ -58,7 +67,7 @@ __attribute__((target("avx2,fma"), noinline)) inline float peak_avx2(long iterat
   for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(0.001f * float(i));
   const __m256 b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(0.0001f);
   for (long it = 0; it < iterations; ++it)
-#pragma GCC unroll 12
+UNMASK_BENCH_UNROLL(12)
     for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], b, c);
   __m256 s = acc[0];
   for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
@@ -70,7 +79,7 @@ __attribute__((target("avx512f"), noinline)) inline float peak_avx512(long itera
   for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps(0.001f * float(i));
   const __m512 b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(0.0001f);
   for (long it = 0; it < iterations / 2; ++it)
-#pragma GCC unroll 24
+UNMASK_BENCH_UNROLL(24)
     for (int i = 0; i < 24; ++i) acc[i] = _mm512_fmadd_ps(acc[i], b, c);
   __m512 s = acc[0];
   for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, acc[i]);
@@ -84,7 +93,7 @@ __attribute__((target("avx512f,avx512bf16"), noinline)) inline float peak_bf16(l
   for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps(0.001f * float(i));
   const __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f7f3f7f), b = (__m512bh)_mm512_set1_epi32(0x38d138d1);
   for (long it = 0; it < iterations / 2; ++it)
-#pragma GCC unroll 24
+UNMASK_BENCH_UNROLL(24)
     for (int i = 0; i < 24; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
   __m512 s = acc[0];
   for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, acc[i]);

@@ -69,9 +69,8 @@ inline cpu_features detect_cpu_features() {
   if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
   const bool fma = c & (1u << 12), osxsave = c & (1u << 27), avx = c & (1u << 28), f16c = c & (1u << 29);
   if (!osxsave || !avx) return f;
-  unsigned xcr0_lo = 0, xcr0_hi = 0;
-  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
-  (void)xcr0_hi;  // the states tested live in the low word
+  unsigned xcr0_lo = 0;  // the states tested live in the low word; edx (the high one) is clobbered
+  __asm__ volatile("xgetbv" : "=a"(xcr0_lo) : "c"(0) : "edx");
   const bool ymm_state = (xcr0_lo & 0x6u) == 0x6u;     // SSE and AVX state
   const bool zmm_state = (xcr0_lo & 0xe6u) == 0xe6u;   // plus opmask, ZMM_Hi256, Hi16_ZMM
   if (__get_cpuid_max(0, nullptr) < 7) return f;

@@ -269,7 +269,6 @@ class diffusion_decoder {
 
   decode_output generate(const std::vector<decode_request>& requests, const decode_callback& callback = {}) {
     const detail::decode_clock start;
-    clock_ = &start;
     const llada_config& c = model_.config();
     const block_layout& layout = settings_.layout;
     if (requests.empty()) throw argument_error("generate: no sequences");
@@ -296,9 +295,9 @@ class diffusion_decoder {
         st.logits_valid = false;
       }
       if (settings_.mode == decode_mode::confidence)
-        run_confidence_block(states, block, result, callback);
+        run_confidence_block(states, block, result, callback, start);
       else
-        run_ancestral_block(states, block, result, callback);
+        run_ancestral_block(states, block, result, callback, start);
       for (state& st : states)
         if (!st.done)
           st.done = detail::finish_block(st.out, st.block_begin, st.block_end, settings_.stop, settings_.stop_at_eos,
@@ -403,7 +402,7 @@ class diffusion_decoder {
   }
 
   void run_confidence_block(std::vector<state>& states, std::int32_t block, decode_output& result,
-                            const decode_callback& callback) {
+                            const decode_callback& callback, const detail::decode_clock& clock) {
     const llada_config& c = model_.config();
     const std::int32_t mask = std::int32_t(c.mask_token_id), steps = settings_.layout.steps_per_block();
     const std::int64_t vocab = c.vocab_size;
@@ -419,7 +418,7 @@ class diffusion_decoder {
     const std::int32_t step_limit = steps + settings_.layout.block_length;
     std::vector<std::int32_t> committed;
     for (;;) {
-      if (detail::interrupt(states, settings_.stop, *clock_)) return;
+      if (detail::interrupt(states, settings_.stop, clock)) return;
       batch.clear();
       rows.clear();
       feeds.clear();
@@ -476,7 +475,7 @@ class diffusion_decoder {
   }
 
   void run_ancestral_block(std::vector<state>& states, std::int32_t block, decode_output& result,
-                           const decode_callback& callback) {
+                           const decode_callback& callback, const detail::decode_clock& clock) {
     const llada_config& c = model_.config();
     const std::int32_t mask = std::int32_t(c.mask_token_id), steps = settings_.layout.steps_per_block();
     const std::int32_t length = settings_.layout.block_length;
@@ -508,7 +507,7 @@ class diffusion_decoder {
     };
     std::vector<state*> active;
     for (std::int32_t step = 0; step <= steps; ++step) {
-      if (detail::interrupt(states, settings_.stop, *clock_)) return;
+      if (detail::interrupt(states, settings_.stop, clock)) return;
       const bool final_cleanup = step == steps;
       active.clear();
       for (state& st : states)
@@ -589,7 +588,6 @@ class diffusion_decoder {
   typename Backend::template buffer<float> logits_;  // (rows, vocab) of the last model call
   std::optional<kv_cache<Backend>> cache_;
   std::int32_t slot_count_ = 0;
-  const detail::decode_clock* clock_ = nullptr;  // of the generate() call running
 };
 
 }  // namespace unmask

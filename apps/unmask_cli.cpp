@@ -56,17 +56,27 @@ std::string embedded_model(const std::string& name) {
                            UNMASK_INSTALLED_MODELS_DIR + " and " + UNMASK_SOURCE_MODELS_DIR + "); pass --model DIR");
 }
 
+// The program's defaults are the library's (diffusion_settings{},
+// selection_rule{}, remdm_settings{}): LLaDA's generate.py, 128 tokens in
+// one block of 128 steps.
+const unmask::diffusion_settings library_defaults{};
+
 struct generate_options {
   std::string prompt, model, ar_model, tokenizer;
-  int gen_length = 64, block_length = 32, steps = 32;
+  int gen_length = library_defaults.layout.gen_length, block_length = library_defaults.layout.block_length,
+      steps = library_defaults.layout.steps;
   std::string policy = "low-confidence", schedule = "llada", remasking = "none", noise = "log-linear", cache = "none";
   std::string device = "cpu";
   std::string isa, compute = "f32";  // the CPU engine: instruction-set level (default: detected), GEMM mode
   int cache_refresh = 0;
-  float threshold = 0.9f, factor = 1.0f, gamma = 0.5f, temperature = 0.0f, top_p = 1.0f, eta = 0.04f, cfg = 0.0f;
+  float threshold = library_defaults.selection.tau, factor = library_defaults.selection.factor_scale,
+        gamma = library_defaults.selection.gamma, temperature = library_defaults.sampling.temperature,
+        top_p = library_defaults.sampling.top_p, eta = library_defaults.remasking.eta, cfg = library_defaults.cfg_scale;
   int top_k = 0;
   std::uint64_t seed = 0;
   bool visual = false, ar = false, compare = false, json = false, no_eos_stop = false;
+  bool logits_eos_inf = false, confidence_eos_eot_inf = false;
+  int eot_id = -1;  // -1: the tokenizer's <|eot_id|>
 };
 
 unmask::diffusion_settings diffusion_settings_from(const generate_options& o) {
@@ -78,6 +88,9 @@ unmask::diffusion_settings diffusion_settings_from(const generate_options& o) {
   s.cfg_scale = o.cfg;
   s.seed = o.seed;
   s.stop_at_eos = !o.no_eos_stop;
+  s.logits_eos_inf = o.logits_eos_inf;
+  s.confidence_eos_eot_inf = o.confidence_eos_eot_inf;
+  s.eot_token_id = o.eot_id;
   s.schedule.kind = unmask::parse_count_schedule(o.schedule);
   if (o.schedule == "dream") s.sampling.confidence_on_sampling_distribution = true;
   const std::map<std::string, unmask::confidence_metric> metrics = {
@@ -160,7 +173,12 @@ run_figures run_diffusion(const generate_options& o, const std::string& dir, con
   const unmask::bpe_tokenizer tok = unmask::bpe_tokenizer::load(tokenizer_path);
   const auto& c = model.config();
   const std::vector<std::int32_t> prompt = tok.encode(o.prompt);
-  const unmask::diffusion_settings settings = diffusion_settings_from(o);
+  unmask::diffusion_settings settings = diffusion_settings_from(o);
+  if (settings.confidence_eos_eot_inf && settings.eot_token_id < 0) {
+    const std::optional<std::int32_t> eot = tok.find_token("<|eot_id|>");
+    if (!eot) throw unmask::argument_error("--confidence-eos-eot-inf: the tokenizer has no <|eot_id|> token; pass --eot-id");
+    settings.eot_token_id = *eot;
+  }
   run_figures f;
   f.mode = "diffusion";
 #if defined(UNMASK_CLI_CUDA)
@@ -360,6 +378,11 @@ int main(int argc, char** argv) {
   gen->add_flag("--compare", g.compare, "Run diffusion and autoregressive decoding and compare");
   gen->add_flag("--json", g.json, "Print the figures as JSON");
   gen->add_flag("--no-eos-stop", g.no_eos_stop, "Do not stop at the end-of-sequence token");
+  gen->add_flag("--logits-eos-inf", g.logits_eos_inf, "Never choose the end-of-sequence token (LLaDA's logits_eos_inf)");
+  gen->add_flag("--confidence-eos-eot-inf", g.confidence_eos_eot_inf,
+                "End-of-turn logit -inf in the confidence's softmax (LLaDA's confidence_eos_eot_inf)");
+  gen->add_option("--eot-id", g.eot_id, "End-of-turn token id (default: the tokenizer's <|eot_id|>)")
+      ->check(CLI::Range(0, 1 << 30));
   int threads = 0;
   const std::vector<std::string> levels = {"portable", "avx2", "avx512", "avx512_bf16"};
   gen->add_option("--threads", threads, "CPU threads (default: $UNMASK_NUM_THREADS, else the physical cores)")

@@ -93,11 +93,23 @@ TEST(UnmaskCli, BadFlagsAndValuesExitTwoWithOneLine) {
         "generate -p x --top-p 2", "generate -p x --bogus", "generate -p x --gen-length 30 --block-length 8",
         "generate -p x --gen-length 32 --block-length 8 --steps 6", "generate -p x --ar --compare",
         "generate -p x --remasking cap --policy threshold", "generate -p x --cache-refresh -1",
-        "frobnicate", "generate -p x --model /nonexistent"}) {
+        "frobnicate", "generate -p x --model /nonexistent",
+        "generate -p x --gen-length 8 --block-length 8 --steps 8 --confidence-eos-eot-inf"}) {
     const result r = run(args);
     EXPECT_EQ(r.status, 2) << args << ": " << r.err;
     EXPECT_EQ(lines(r.err), 1) << args << ": " << r.err;
     EXPECT_EQ(r.err.rfind("unmask: ", 0), 0u) << args << ": " << r.err;
+  }
+}
+
+TEST(UnmaskCli, LladaLogitsOptions) {
+  // The tiny tokenizer has no <|eot_id|>: the end-of-turn id comes from --eot-id.
+  const result eot = run("generate -p x --gen-length 8 --block-length 8 --steps 8 --confidence-eos-eot-inf");
+  EXPECT_NE(eot.err.find("<|eot_id|>"), std::string::npos) << eot.err;
+  for (const std::string flags : {"--logits-eos-inf --json", "--confidence-eos-eot-inf --eot-id 7 --json"}) {
+    const result r = run("generate -p 'In the beginning' --gen-length 16 --block-length 16 --steps 16 " + flags);
+    EXPECT_EQ(r.status, 0) << flags << ": " << r.err;
+    EXPECT_NE(r.out.find("\"tokens_per_second\""), std::string::npos) << r.out;
   }
 }
 

@@ -29,6 +29,7 @@
 
 #include "cuda/device.hpp"
 #include "halving_schedule.hpp"
+#include "logit_bias.hpp"
 #include "margin_gap_rule.hpp"
 #include "support/expect_error.hpp"
 #include "unmask/cpu/backend.hpp"
@@ -549,6 +550,31 @@ TEST(CudaBackend, ResidentDecodingRunsAUserPolicy) {
   count_equal_tokens(stepwise, got, requests, same, total);
   if (::testing::Test::HasFatalFailure()) return;
   EXPECT_GE(double(same), 0.5 * double(total)) << "the user policy decodes differently on the resident path";
+}
+
+// A user's logits processor inside the GPU's vocabulary pass, stepwise and
+// resident: a bias no logit can match makes its token every choice, and a
+// ban keeps the token of the unbiased decode out.
+TEST(CudaBackend, DecodingRunsAUserLogitsProcessor) {
+  UNMASK_REQUIRE_DEVICE();
+  const std::vector<decode_request> requests = prompts();
+  diffusion_settings s;
+  s.layout = {32, 16, 16};
+  using policy = decoding_policy<count_schedule, selection_rule, example::logit_bias>;
+  policy favour;
+  favour.processor.add(61, 1e4f);
+  for (const decode_output& out :
+       {diffusion_decoder<cuda_backend_f32, policy>(tiny_llada(), s, favour).generate(requests),
+        resident_decoder<cuda_backend_f32, policy>(tiny_llada(), s, favour).generate(requests)})
+    for (const sequence_output& seq : out.sequences)
+      EXPECT_EQ(std::count(seq.canvas.begin() + seq.prompt_length, seq.canvas.end(), 61), 32);
+  const decode_output plain = diffusion_decoder<cuda_backend_f32>(tiny_llada(), s).generate(requests);
+  const std::int32_t first = plain.sequences[0].canvas[std::size_t(plain.sequences[0].prompt_length)];
+  s.eos_token_id = first;
+  s.logits_eos_inf = true;  // the built-in processor, from the settings
+  const decode_output banned = resident_decoder<cuda_backend_f32>(tiny_llada(), s).generate(requests);
+  for (const sequence_output& seq : banned.sequences)
+    EXPECT_EQ(std::count(seq.canvas.begin() + seq.prompt_length, seq.canvas.end(), first), 0);
 }
 
 // ---- CUDA graphs ----

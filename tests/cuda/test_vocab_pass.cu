@@ -33,6 +33,9 @@
 // computed from, so margin and entropy may cancel); the random metric
 // exactly. choose_token's own confidence is checked against the same double
 // reference, more loosely, since it sums the vocabulary sequentially in float.
+// Logits processors (LLaDA's bans, a user's site-dependent bias): the
+// per-thread code on the host and the pass on the device (filters included)
+// give choose_token's choice with the same processor.
 // Filters on the GPU (vocabularies 1,000, 126,464 and 152,064, f32 and bf16,
 // 1, 7 and 64 rows, T in {0, 0.7, 1}, top_k in {0, 1, 20} x top_p in {1,
 // 0.9, 0.5}, the confidence on the sampling distribution or not, max_prob /
@@ -1281,6 +1284,176 @@ TEST(CudaVocabPass, FiltersMatchChooseTokenQwenVocabulary) {
   UNMASK_REQUIRE_DEVICE();
   check_filters_on_device<float>(152064, 65);
   check_filters_on_device<bfloat16>(152064, 66);
+}
+
+// ---- logits processors -----------------------------------------------------------
+
+// The processors the pass is checked with: LLaDA's two options (a ban at
+// both readings and one at the confidence reading only) and a user's bias
+// that depends on the draw site.
+struct site_bias {
+  std::int32_t token = 0;
+  UNMASK_HOST_DEVICE float operator()(float l, std::int32_t v, const draw_site& s) const {
+    return v == token || v == std::int32_t(s.position % 7) ? l + 8.0f : l;
+  }
+};
+
+std::vector<sampling_settings> processor_settings() {
+  return {{0.0f, 0, 1.0f, false}, {0.7f, 0, 1.0f, false}, {1.0f, 0, 1.0f, true}, {0.7f, 0, 1.0f, true}};
+}
+
+// The best token of a listed row other than the excluded one.
+std::int32_t row_best(const logits_case<float>& c, std::int32_t i) {
+  const float* row = c.wide.data() + std::int64_t(c.rows[std::size_t(i)]) * c.vocab;
+  std::int32_t best = c.excluded == 0 ? 1 : 0;
+  for (std::int32_t v = 0; v < std::int32_t(c.vocab); ++v)
+    if (v != c.excluded && row[v] > row[best]) best = v;
+  return best;
+}
+
+// Confidences of the pass and of choose_token differ by the order of their
+// float sums over the vocabulary (choose_token's is sequential).
+constexpr double processed_confidence_tolerance = 2e-4;
+
+// The kernels' per-thread code with a processor (made from the case, so it
+// can target the rows' best tokens), run thread by thread on the host, gives
+// choose_token's choice with the same processor, and the processor changes
+// the choice of some row.
+template <class MakeProcessor>
+void check_processor_emulation(const MakeProcessor& make, std::int64_t vocab, std::uint32_t seed) {
+  const logits_case<float> c = make_case<float>(vocab, 4, 5, seed);
+  const auto processor = make(c);
+  bool changed = false;
+  const counter_rng rng{0xabcull + seed};
+  std::vector<std::int32_t> tokens(5);
+  std::vector<float> confidence(5);
+  std::vector<unsigned char> workspace(cuda::vocab_pass_workspace_bytes(5, vocab, vocab_pass_variant::split) + 16);
+  void* aligned = workspace.data() + (16 - reinterpret_cast<std::uintptr_t>(workspace.data()) % 16) % 16;
+  constexpr int block = cuda::vocab_pass_block;
+  for (const sampling_settings& s : processor_settings()) {
+    for (confidence_metric metric : all_metrics) {
+      for (vocab_pass_variant variant : {vocab_pass_variant::single_block, vocab_pass_variant::split}) {
+        SCOPED_TRACE(concat("vocab ", vocab, ", T ", s.temperature, ", on sampling ",
+                            s.confidence_on_sampling_distribution, ", ", to_string(metric), ", ", variant_name(variant)));
+        const cuda::vocab_pass_options o{s, metric, c.excluded, rng, variant};
+        cuda::vocab_pass_params p;
+        cuda::vocab_pass_plan plan;
+        cuda::vocab_filter_params filter;
+        ASSERT_EQ(cuda::prepare_vocab_pass(c.logits.data(), 4, vocab, c.rows.data(), 5, c.sites.data(), o,
+                                           tokens.data(), confidence.data(), aligned, workspace.size() - 16, p, plan,
+                                           filter),
+                  cudaSuccess);
+        for (std::int32_t i = 0; i < 5; ++i) {
+          const float* base = c.logits.data() + std::int64_t(c.rows[std::size_t(i)]) * vocab;
+          const draw_site site = c.sites[std::size_t(i)];
+          cuda::vocab_partial all;
+          for (std::int64_t k = 0; k < plan.splits; ++k) {
+            const std::int64_t begin = k * plan.chunk, end = std::min(vocab, begin + plan.chunk);
+            cuda::vocab_partial chunk;
+            for (int t = 0; t < block; ++t)
+              chunk.merge(sampled(s) ? cuda::detail::scan_vocab<block, true>(base, begin, end, t, p, site,
+                                                                            cuda::vocab_cut::all(), false, processor)
+                                     : cuda::detail::scan_vocab<block, false>(base, begin, end, t, p, site,
+                                                                             cuda::vocab_cut::all(), false, processor));
+            all.merge(chunk);
+          }
+          cuda::detail::finish_row(all, true, p, i);
+          const token_choice want = choose_token(base, vocab, s, metric, c.excluded, rng, site, processor);
+          EXPECT_EQ(tokens[std::size_t(i)], want.token) << "row " << i;
+          // The entropy cancels: its error is relative to the log-sum-exp, about log(vocab).
+          const double entropy_terms = metric == confidence_metric::neg_entropy ? 0.5 * std::log(double(vocab)) : 0.0;
+          EXPECT_NEAR(confidence[std::size_t(i)], want.confidence,
+                      processed_confidence_tolerance * (std::fabs(want.confidence) + entropy_terms) + 1e-6)
+              << "row " << i;
+          const token_choice plain = choose_token(base, vocab, s, metric, c.excluded, rng, site);
+          changed = changed || plain.token != want.token ||
+                    std::fabs(plain.confidence - want.confidence) > 0.01 * std::fabs(want.confidence);
+        }
+      }
+    }
+  }
+  EXPECT_TRUE(changed) << "the processor changed no row's choice (vocab " << vocab << ", seed " << seed << ")";
+}
+
+TEST(CudaVocabPassHost, ProcessorEmulationMatchesChooseToken) {
+  for (std::int64_t vocab : {7, 1001, 20000}) {
+    // LLaDA's options with EOS the best token of one row and EOT of another.
+    check_processor_emulation([](const logits_case<float>& c) {
+      return token_ban_processor::llada(true, true, row_best(c, 0), row_best(c, 1));
+    }, vocab, 51);
+    check_processor_emulation([](const logits_case<float>& c) {
+      return token_ban_processor::llada(false, true, 0, row_best(c, 2));
+    }, vocab, 52);
+    check_processor_emulation([](const logits_case<float>&) { return site_bias{1}; }, vocab, 53);
+  }
+}
+
+// On the device, with Dream's filters too: the pass with a processor
+// chooses what choose_token chooses with it (a sampled row may differ only
+// at a near tie of the processed keys).
+template <class Processor>
+void check_processor_on_device(const Processor& processor, std::int64_t vocab, std::uint32_t seed) {
+  constexpr std::int32_t count = 16;
+  const logits_case<float> c = make_case<float>(vocab, count, count, seed);
+  const counter_rng rng{0xdecull + seed};
+  device_array<float> d_logits, d_confidence;
+  device_array<std::int32_t> d_rows, d_tokens;
+  device_array<draw_site> d_sites;
+  device_array<unsigned char> d_workspace;
+  UNMASK_CUDA_OK(d_logits.upload(c.logits));
+  UNMASK_CUDA_OK(d_rows.upload(c.rows));
+  UNMASK_CUDA_OK(d_sites.upload(c.sites));
+  UNMASK_CUDA_OK(d_tokens.allocate(std::size_t(count)));
+  UNMASK_CUDA_OK(d_confidence.allocate(std::size_t(count)));
+  std::vector<sampling_settings> settings = processor_settings();
+  settings.push_back({0.7f, 20, 1.0f, true});
+  settings.push_back({0.0f, 5, 1.0f, true});
+  settings.push_back({1.0f, 3, 1.0f, false});
+  for (const sampling_settings& s : settings) {
+    for (vocab_pass_variant variant : {vocab_pass_variant::single_block, vocab_pass_variant::split}) {
+      SCOPED_TRACE(concat("vocab ", vocab, ", T ", s.temperature, ", top_k ", s.top_k, ", top_p ", s.top_p, ", ",
+                          variant_name(variant)));
+      const std::size_t bytes = cuda::vocab_pass_workspace_bytes(count, vocab, variant, cuda::vocab_pass_filters(s));
+      UNMASK_CUDA_OK(d_workspace.allocate(std::max<std::size_t>(bytes, 16)));
+      const cuda::vocab_pass_options o{s, confidence_metric::max_prob, c.excluded, rng, variant};
+      UNMASK_CUDA_OK(cuda::vocab_pass(d_logits.data, count, vocab, d_rows.data, count, d_sites.data, o,
+                                      d_tokens.data, d_confidence.data, d_workspace.data, bytes, nullptr, processor));
+      UNMASK_CUDA_OK(cudaDeviceSynchronize());
+      std::vector<std::int32_t> tokens;
+      std::vector<float> confidence;
+      UNMASK_CUDA_OK(d_tokens.download(tokens));
+      UNMASK_CUDA_OK(d_confidence.download(confidence));
+      for (std::int32_t i = 0; i < count; ++i) {
+        const float* row = c.wide.data() + std::int64_t(c.rows[std::size_t(i)]) * vocab;
+        const draw_site site = c.sites[std::size_t(i)];
+        const token_choice want = choose_token(row, vocab, s, confidence_metric::max_prob, c.excluded, rng, site,
+                                               processor);
+        if (tokens[std::size_t(i)] != want.token && sampled(s)) {
+          auto key = [&](std::int32_t v) {
+            const float l = processed_choice_logit(processor, row[v], v, site) * (1.0f / s.temperature);
+            return double(l) + rng.gumbel(random_purpose::token, site.sequence, site.step, site.position,
+                                          std::uint32_t(v));
+          };
+          ASSERT_GE(tokens[std::size_t(i)], 0) << "row " << i;
+          EXPECT_LE(std::fabs(key(want.token) - key(tokens[std::size_t(i)])), 1e-4) << "row " << i;
+          continue;
+        }
+        EXPECT_EQ(tokens[std::size_t(i)], want.token) << "row " << i;
+        EXPECT_NEAR(confidence[std::size_t(i)], want.confidence,
+                    processed_confidence_tolerance * std::fabs(want.confidence) + 1e-6)
+            << "row " << i;
+      }
+    }
+  }
+}
+
+TEST(CudaVocabPass, ProcessorsMatchChooseToken) {
+  UNMASK_REQUIRE_DEVICE();
+  for (std::int64_t vocab : {1001, 126464}) {
+    const std::int32_t eos = std::int32_t(vocab / 3), eot = std::int32_t(vocab - 1);
+    check_processor_on_device(token_ban_processor::llada(true, true, eos, eot), vocab, 61);
+    check_processor_on_device(site_bias{std::int32_t(vocab / 5)}, vocab, 62);
+  }
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 
 #include "support/expect_error.hpp"
 #include "support/test_files.hpp"
+#include "support/tiny_model.hpp"
 #include "unmask/cpu/backend.hpp"
 #include "unmask/decode/ar_decoder.hpp"
 #include "unmask/decode/diffusion_decoder.hpp"
@@ -24,12 +25,9 @@
 namespace unmask {
 namespace {
 
-const llada_model& tiny() {
-  static const llada_model model = llada_model::load(test::data_dir() + "/tiny_llada_mha");
-  return model;
-}
+using test::tiny;
 
-const std::vector<decode_request> requests = {{{5, 17, 42, 3}, 0}, {{64, 12, 7, 80, 81, 1, 2}, 1}};
+const std::vector<decode_request>& requests = test::two_requests();
 
 diffusion_settings layout() {
   diffusion_settings s;

@@ -2,17 +2,23 @@
 // decoders: margin_gap_rule commits exactly the candidates within its gap of
 // the best, halving_schedule commits half of what is left each step, and
 // counting_backend counts every GEMM's FLOPs while decoding the tokens the
-// CPU backend decodes.
+// CPU backend decodes; logit_bias makes its token the choice; canvas_stream
+// streams every sequence of a batch until its final text.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "canvas_stream.hpp"
 #include "counting_backend.hpp"
 #include "halving_schedule.hpp"
+#include "logit_bias.hpp"
 #include "margin_gap_rule.hpp"
 #include "support/expect_error.hpp"
 #include "support/test_files.hpp"
+#include "support/tiny_model.hpp"
 #include "unmask/cpu/backend.hpp"
 #include "unmask/decode/ar_decoder.hpp"
 #include "unmask/decode/diffusion_decoder.hpp"
@@ -21,12 +27,9 @@
 namespace unmask {
 namespace {
 
-const llada_model& tiny() {
-  static const llada_model model = llada_model::load(test::data_dir() + "/tiny_llada_mha");
-  return model;
-}
+using test::tiny;
 
-const std::vector<decode_request> requests = {{{5, 17, 42, 3}, 0}, {{64, 12, 7, 80, 81, 1, 2}, 1}};
+const std::vector<decode_request>& requests = test::two_requests();
 
 using margin_policy = decoding_policy<count_schedule, example::margin_gap_rule>;
 using halving_policy = decoding_policy<example::halving_schedule, selection_rule>;
@@ -126,6 +129,64 @@ TEST(CountingBackend, CountsTheGemmFlopsAndDecodesTheSameTokens) {
   std::vector<float> logits(std::size_t(6 * c.vocab_size));
   forward(token_batch{tokens.data(), 1, 6, &length}, attention_mask::full(), logits.data());
   EXPECT_EQ(*one.flops, c.n_layers * 6 * per_row + 2 * 6 * d * c.vocab_size);
+}
+
+TEST(LogitBias, ItsTokenBecomesTheChoiceAndMinusInfinityBansIt) {
+  diffusion_settings s;
+  s.layout = {16, 8, 8};
+  using policy = decoding_policy<count_schedule, selection_rule, example::logit_bias>;
+  const decode_output plain = diffusion_decoder<cpu_backend>(tiny(), s).generate(requests);
+  const std::int32_t first = plain.sequences[0].canvas[std::size_t(plain.sequences[0].prompt_length)];
+  policy favour, ban;
+  favour.processor.add(61, 1e4f);
+  ban.processor.add(first, -INFINITY);
+  const decode_output favoured = diffusion_decoder<cpu_backend, policy>(tiny(), s, favour).generate(requests);
+  const decode_output banned = diffusion_decoder<cpu_backend, policy>(tiny(), s, ban).generate(requests);
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const sequence_output& f = favoured.sequences[i];
+    EXPECT_EQ(std::count(f.canvas.begin() + f.prompt_length, f.canvas.end(), 61), 16) << "sequence " << i;
+    const sequence_output& b = banned.sequences[i];
+    EXPECT_EQ(std::count(b.canvas.begin() + b.prompt_length, b.canvas.end(), first), 0) << "sequence " << i;
+  }
+  EXPECT_NE(banned.sequences[0].canvas, plain.sequences[0].canvas);
+  test::expect_error<argument_error>([] { example::logit_bias{}.add(-1, 1.0f).validate(); }, {"token id -1"});
+}
+
+TEST(CanvasStream, StreamsEverySequenceOfABatchUntilItsFinalText) {
+  const std::string dir = std::string(UNMASK_SOURCE_DIR) + "/models/tiny-llada";
+  const llada_model model = llada_model::load(dir);
+  const bpe_tokenizer tok = bpe_tokenizer::load(dir + "/tokenizer.json");
+  const std::vector<std::string> texts = {"Once upon a time", "The little dog", "In the morning"};
+  std::vector<decode_request> batch;
+  std::vector<std::size_t> lengths;
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    batch.push_back({tok.encode(texts[i]), std::uint32_t(i)});
+    lengths.push_back(batch.back().prompt.size());
+  }
+  diffusion_settings s;
+  s.layout = {16, 8, 8};
+  std::vector<std::vector<std::string>> lines(texts.size());
+  example::canvas_stream stream(tok, lengths, std::int32_t(model.config().mask_token_id),
+                                [&](std::size_t seq, std::int32_t, std::int32_t, const std::string& line) {
+                                  lines[seq].push_back(line);
+                                },
+                                "\x01");
+  const decode_output out = diffusion_decoder<cpu_backend>(model, s).generate(batch, std::ref(stream));
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    ASSERT_GE(lines[i].size(), 2u) << "sequence " << i;
+    // Masks only ever turn into tokens: the count of glyphs falls to zero.
+    std::size_t masks = 17;
+    for (const std::string& line : lines[i]) {
+      const std::size_t m = std::size_t(std::count(line.begin(), line.end(), '\x01'));
+      EXPECT_LT(m, masks) << line;
+      masks = m;
+    }
+    const sequence_output& seq = out.sequences[i];
+    const std::vector<std::int32_t> generated(seq.canvas.begin() + seq.prompt_length, seq.canvas.end());
+    EXPECT_EQ(lines[i].back(), tok.decode(generated, true)) << "sequence " << i;
+    EXPECT_EQ(stream.lines()[i], lines[i].back());
+  }
+  EXPECT_EQ(example::render_canvas(tok, {5, 7, 126, 126}, 1, 126, "#"), tok.decode({7}, true) + "##");
 }
 
 }  // namespace

@@ -153,10 +153,11 @@ struct cpu_backend {
     for (std::int64_t i = 0; i < count; ++i) logits[i] = guided_logit(logits[i], logits[count + i], scale);
   }
   // out[i] = choose_token(logits row i, ...) for i < count (unmask/cpu/choose.hpp).
+  template <class Processor = no_logits_processor>
   void choose_tokens(const float* logits, std::int64_t count, std::int64_t vocab, const sampling_settings& sampling,
                      confidence_metric metric, std::int32_t excluded, const counter_rng& rng,
-                     const draw_site* sites, token_choice* out) const {
-    cpu::choose_tokens(logits, count, vocab, sampling, metric, excluded, rng, sites, out, level_);
+                     const draw_site* sites, token_choice* out, const Processor& processor = {}) const {
+    cpu::choose_tokens(logits, count, vocab, sampling, metric, excluded, rng, sites, out, level_, processor);
   }
 
   // ---- resident decoding (unmask/decode/resident_decoder.hpp) ----
@@ -165,12 +166,14 @@ struct cpu_backend {
     detail::resident_sites_host(seqs, n, block_length, sites);
   }
   // tokens[i], confidence[i] of logits row i, sites in backend memory.
+  template <class Processor = no_logits_processor>
   void propose_tokens(const float* logits, std::int64_t count, std::int64_t vocab, const sampling_settings& sampling,
                       confidence_metric metric, std::int32_t excluded, const counter_rng& rng, const draw_site* sites,
-                      std::int32_t* tokens, float* confidence) const {
+                      std::int32_t* tokens, float* confidence, const Processor& processor = {}) const {
     thread_local std::vector<token_choice> choices;
     choices.resize(std::size_t(count));
-    cpu::choose_tokens(logits, count, vocab, sampling, metric, excluded, rng, sites, choices.data(), level_);
+    cpu::choose_tokens(logits, count, vocab, sampling, metric, excluded, rng, sites, choices.data(), level_,
+                       processor);
     for (std::int64_t i = 0; i < count; ++i) {
       tokens[i] = choices[std::size_t(i)].token;
       confidence[i] = choices[std::size_t(i)].confidence;

@@ -15,6 +15,7 @@
 #include "unmask/cpu/parallel.hpp"
 #include "unmask/cpu/simd/kernels.hpp"
 #include "unmask/policy/confidence.hpp"
+#include "unmask/policy/logits_processor.hpp"
 #include "unmask/policy/sampling.hpp"
 
 namespace unmask::cpu {
@@ -35,14 +36,18 @@ inline token_choice choose_greedy(const float* logits, std::int64_t vocab, confi
   return out;
 }
 
-// out[i] = the choice for logits row i (count rows of vocab), i < count.
-inline void choose_tokens(const float* logits, std::int64_t count, std::int64_t vocab, const sampling_settings& s,
-                          confidence_metric metric, std::int32_t excluded, const counter_rng& rng,
-                          const draw_site* sites, token_choice* out, isa_level level) {
-  const bool greedy = !(s.temperature > 0.0f) && !(s.filters() && s.confidence_on_sampling_distribution);
+// out[i] = the choice for logits row i (count rows of vocab), i < count,
+// with the logits processor applied (an active processor takes the serial
+// reference, which applies it element by element).
+template <class Processor = no_logits_processor>
+void choose_tokens(const float* logits, std::int64_t count, std::int64_t vocab, const sampling_settings& s,
+                   confidence_metric metric, std::int32_t excluded, const counter_rng& rng, const draw_site* sites,
+                   token_choice* out, isa_level level, const Processor& processor = {}) {
+  const bool greedy = !(s.temperature > 0.0f) && !(s.filters() && s.confidence_on_sampling_distribution) &&
+                      !processor_active(processor);
   parallel_for(0, count, [&](std::int64_t i) {
     out[i] = greedy ? choose_greedy(logits + i * vocab, vocab, metric, excluded, rng, sites[i], level)
-                    : choose_token(logits + i * vocab, vocab, s, metric, excluded, rng, sites[i]);
+                    : choose_token(logits + i * vocab, vocab, s, metric, excluded, rng, sites[i], processor);
   }, 8 * vocab);
 }
 

@@ -179,9 +179,10 @@ class cuda_backend_of {
     after(cuda::apply_guidance(logits, rows * vocab, scale, state_->stream), "classifier-free guidance");
   }
   // out[i] = choose_token(logits row i, ...) for i < count; sites on the host.
+  template <class Processor = no_logits_processor>
   void choose_tokens(const float* logits, std::int64_t count, std::int64_t vocab, const sampling_settings& sampling,
                      confidence_metric metric, std::int32_t excluded, const counter_rng& rng,
-                     const draw_site* sites, token_choice* out) const {
+                     const draw_site* sites, token_choice* out, const Processor& processor = {}) const {
     if (count <= 0) return;
     state& s = *state_;
     identity_rows(count, s.rows);
@@ -197,7 +198,7 @@ class cuda_backend_of {
     options.rng = rng;
     after(cuda::vocab_pass(logits, count, vocab, s.rows.data(), std::int32_t(count), s.sites.data(), options,
                            s.tokens.data(), s.confidence.data(), s.workspace.data(), s.workspace.size(),
-                           state_->stream),
+                           state_->stream, processor),
           concat("vocabulary pass (", count, " rows of ", vocab, ")"));
     s.host_tokens.resize(std::size_t(count));
     s.host_confidence.resize(std::size_t(count));
@@ -219,9 +220,10 @@ class cuda_backend_of {
                       draw_site* sites) const {
     after(cuda::resident_sites(seqs, n, block_length, sites, state_->stream), "resident draw sites");
   }
+  template <class Processor = no_logits_processor>
   void propose_tokens(const float* logits, std::int64_t count, std::int64_t vocab, const sampling_settings& sampling,
                       confidence_metric metric, std::int32_t excluded, const counter_rng& rng, const draw_site* sites,
-                      std::int32_t* tokens, float* confidence) const {
+                      std::int32_t* tokens, float* confidence, const Processor& processor = {}) const {
     state& s = *state_;
     identity_rows(count, s.identity);
     s.resident_workspace.reserve_at_least(cuda::vocab_pass_workspace_bytes(
@@ -232,7 +234,8 @@ class cuda_backend_of {
     options.excluded_token = excluded;
     options.rng = rng;
     after(cuda::vocab_pass(logits, count, vocab, s.identity.data(), std::int32_t(count), sites, options, tokens,
-                           confidence, s.resident_workspace.data(), s.resident_workspace.size(), state_->stream),
+                           confidence, s.resident_workspace.data(), s.resident_workspace.size(), state_->stream,
+                           processor),
           concat("vocabulary pass (", count, " rows of ", vocab, ")"));
   }
   void resident_candidates(const resident_sequence* seqs, std::int64_t n, std::int32_t block_length,

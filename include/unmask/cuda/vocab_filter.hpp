@@ -71,6 +71,7 @@
 
 #include "unmask/cuda/selection.hpp"
 #include "unmask/cuda/vector_io.hpp"
+#include "unmask/policy/logits_processor.hpp"
 #include "unmask/policy/vocab_stats.hpp"
 
 namespace unmask::cuda {
@@ -272,13 +273,16 @@ UNMASK_HOST_DEVICE vocab_cut filter_cut(Engine& engine, const vocab_filter_param
   return cut_p;
 }
 
-// Thread `thread`'s statistics of the scaled logits of one row.
-template <int Block, class T>
+// Thread `thread`'s statistics of the scaled logits of one row (the logits
+// processor's choice reading of them).
+template <int Block, class T, class Processor = no_logits_processor>
 UNMASK_HOST_DEVICE vocab_stats filter_stats_thread(const T* row, std::int64_t vocab, int thread,
-                                                   float inverse_temperature) {
+                                                   float inverse_temperature, const Processor& processor = Processor{},
+                                                   const draw_site& site = draw_site{}) {
   vocab_stats mine;
   scan_range<Block, vocab_filter_unroll, false>(row, vocab, 0, thread, [&](float l, std::int64_t v) {
-    mine.push(mul_rn(l, inverse_temperature), std::int32_t(v));
+    const float c = processed_choice_logit(processor, l, std::int32_t(v), site);
+    mine.push(mul_rn(c, inverse_temperature), std::int32_t(v));
   });
   return mine;
 }
@@ -345,16 +349,23 @@ UNMASK_DEVICE void filter_histogram_add(unsigned int* count, unsigned long long*
 
 // The block operations of filter_cut on the GPU; every thread of the block
 // calls every method (each ends with the block's common result).
-template <class T, int Block>
+template <class T, int Block, class Processor = no_logits_processor>
 struct block_filter_engine {
   const T* row;
   std::int64_t vocab;
   float inverse_temperature;
   filter_geometry geometry;
   filter_shared<Block>& shared;
+  Processor processor;
+  draw_site site;
+
+  __device__ float choice(float l, std::int64_t v) const {
+    return processed_choice_logit(processor, l, std::int32_t(v), site);
+  }
 
   __device__ vocab_stats stats() {
-    const vocab_stats mine = filter_stats_thread<Block>(row, vocab, int(threadIdx.x), inverse_temperature);
+    const vocab_stats mine =
+        filter_stats_thread<Block>(row, vocab, int(threadIdx.x), inverse_temperature, processor, site);
     const vocab_stats all = cub::BlockReduce<vocab_stats, Block>(shared.cub.reduce).Reduce(mine, merge_vocab_stats{});
     if (threadIdx.x == 0) {
       shared.max_logit = all.max_logit;
@@ -384,7 +395,7 @@ struct block_filter_engine {
     scan_range<Block, vocab_filter_unroll, false>(row, vocab, 0, t, [&](float l, std::int64_t v) {
       unsigned d;
       std::uint64_t m;
-      if (s.entry(filter_element_of(l, v, inverse_temperature, geometry), stats, d, m))
+      if (s.entry(filter_element_of(choice(l, v), v, inverse_temperature, geometry), stats, d, m))
         filter_histogram_add(count, mass, d, m, s.by_mass);
     });
     __syncthreads();
@@ -413,7 +424,7 @@ struct block_filter_engine {
   __device__ void find(radix_select& sel) {
     const radix_select s = sel;
     scan_range<Block, vocab_filter_unroll, false>(row, vocab, 0, int(threadIdx.x), [&](float l, std::int64_t v) {
-      const filter_element e = filter_element_of(l, v, inverse_temperature, geometry);
+      const filter_element e = filter_element_of(choice(l, v), v, inverse_temperature, geometry);
       if (s.matches(e.composite)) shared.found = e.composite;  // exactly one token matches
     });
     __syncthreads();
@@ -424,9 +435,12 @@ struct block_filter_engine {
 
 }  // namespace detail
 
-// Block i writes the cut of listed row i.
-template <class T, int Block>
-__global__ void __launch_bounds__(Block) vocab_filter_kernel(const T* logits, vocab_filter_params f) {
+// Block i writes the cut of listed row i (of the processor's choice reading;
+// sites: the listed rows' draw sites, or null).
+template <class T, int Block, class Processor = no_logits_processor>
+__global__ void __launch_bounds__(Block) vocab_filter_kernel(const T* logits, vocab_filter_params f,
+                                                             Processor processor = {},
+                                                             const draw_site* sites = nullptr) {
   static_assert(is_element_v<T>, "element type must be float, unmask::half or unmask::bfloat16");
   static_assert(Block % 32 == 0 && Block >= vocab_filter_bins, "whole warps, a thread per bin");
   __shared__ detail::filter_shared<Block> shared;
@@ -434,8 +448,13 @@ __global__ void __launch_bounds__(Block) vocab_filter_kernel(const T* logits, vo
   const std::int32_t row = f.rows[i];
   vocab_cut cut = vocab_cut::all();
   if (row >= 0 && std::int64_t(row) < f.logit_rows) {  // uniform across the block
-    detail::block_filter_engine<T, Block> engine{logits + std::int64_t(row) * f.vocab, f.vocab,
-                                                 f.inverse_temperature, detail::filter_geometry_of(f.vocab), shared};
+    detail::block_filter_engine<T, Block, Processor> engine{logits + std::int64_t(row) * f.vocab,
+                                                            f.vocab,
+                                                            f.inverse_temperature,
+                                                            detail::filter_geometry_of(f.vocab),
+                                                            shared,
+                                                            processor,
+                                                            sites != nullptr ? sites[i] : draw_site{}};
     cut = detail::filter_cut(engine, f);
   }
   if (threadIdx.x == 0) f.cuts[i] = cut;
@@ -443,9 +462,11 @@ __global__ void __launch_bounds__(Block) vocab_filter_kernel(const T* logits, vo
 
 // Launches the filter kernel for f.count >= 1 listed rows (no argument checks:
 // vocab_pass makes them).
-template <class T>
-cudaError_t launch_vocab_filter(const T* logits, const vocab_filter_params& f, cudaStream_t stream) {
-  vocab_filter_kernel<T, vocab_filter_block><<<unsigned(f.count), vocab_filter_block, 0, stream>>>(logits, f);
+template <class T, class Processor = no_logits_processor>
+cudaError_t launch_vocab_filter(const T* logits, const vocab_filter_params& f, cudaStream_t stream,
+                                const Processor& processor = Processor{}, const draw_site* sites = nullptr) {
+  vocab_filter_kernel<T, vocab_filter_block, Processor>
+      <<<unsigned(f.count), vocab_filter_block, 0, stream>>>(logits, f, processor, sites);
   return launch_result();
 }
 

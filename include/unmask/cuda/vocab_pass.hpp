@@ -83,6 +83,7 @@
 #include "unmask/cuda/vector_io.hpp"
 #include "unmask/cuda/vocab_filter.hpp"
 #include "unmask/policy/confidence.hpp"
+#include "unmask/policy/logits_processor.hpp"
 #include "unmask/policy/sampling.hpp"
 #include "unmask/policy/vocab_stats.hpp"
 #include "unmask/random/philox.hpp"
@@ -190,6 +191,7 @@ struct vocab_pass_params {
   counter_rng rng;
   float inverse_temperature = 1.0f;    // keys: l * inverse_temperature + g
   float stats_scale = 1.0f;            // statistics of l * stats_scale (1, or 1 / T)
+  bool stats_on_choice = false;        // statistics of the choice reading (the sampling distribution)
   confidence_metric metric = confidence_metric::max_prob;
   std::int32_t excluded_token = -1;
   std::int32_t* tokens = nullptr;      // (count)
@@ -258,16 +260,23 @@ UNMASK_HOST_DEVICE bool row_valid(const vocab_pass_params& p, std::int32_t row) 
 // Thread `thread`'s partial over elements [begin, end) of one row. Filtered:
 // tokens outside `cut` (in the order of l * inverse_temperature) are never
 // candidates, and with stats_on_kept they are left out of the statistics.
-template <int Block, bool Sampled, bool Filtered = false, class T>
+// The logits processor gives each element's two readings (unmask/policy/
+// logits_processor.hpp): the choice logit the keys, the cut and the sampling
+// distribution are made of, and the raw one of the statistics otherwise.
+template <int Block, bool Sampled, bool Filtered = false, class T, class Processor = no_logits_processor>
 UNMASK_HOST_DEVICE vocab_partial scan_vocab(const T* row, std::int64_t begin, std::int64_t end, int thread,
                                             const vocab_pass_params& p, const draw_site& site,
-                                            const vocab_cut& cut = vocab_cut::all(), bool stats_on_kept = false) {
+                                            const vocab_cut& cut = vocab_cut::all(), bool stats_on_kept = false,
+                                            const Processor& processor = Processor{}) {
   vocab_partial mine;
   [[maybe_unused]] token_noise noise{p.rng, site};
   constexpr int unroll = Sampled ? vocab_pass_sampled_unroll : vocab_pass_unroll;
-  scan_range<Block, unroll, true>(row + begin, end - begin, begin, thread, [&](float l, std::int64_t index) {
+  constexpr bool identity = std::is_same<Processor, no_logits_processor>::value;
+  scan_range<Block, unroll, true>(row + begin, end - begin, begin, thread, [&](float raw, std::int64_t index) {
     const std::int32_t v = std::int32_t(index);
-    const float s = mul_rn(l, p.stats_scale);
+    const float l = identity ? raw : processed_choice_logit(processor, raw, v, site);
+    const float s = identity || p.stats_on_choice ? mul_rn(l, p.stats_scale)
+                                                  : processed_confidence_logit(processor, raw, v, site);
     if constexpr (Filtered) {
       const bool kept = cut.keeps(selection_order_bits(mul_rn(l, p.inverse_temperature)), v);
       if (kept || !stats_on_kept) mine.stats.push(s, v);
@@ -302,8 +311,9 @@ UNMASK_HOST_DEVICE void finish_row(const vocab_partial& all, bool valid, const v
 
 // Single-block variant: block i reduces listed row i (Filtered: within the cut
 // the filter kernel wrote for it).
-template <class T, int Block, bool Sampled, bool Filtered = false>
-__global__ void __launch_bounds__(Block) vocab_pass_kernel(const T* logits, vocab_scan_params<Filtered> p) {
+template <class T, int Block, bool Sampled, bool Filtered = false, class Processor = no_logits_processor>
+__global__ void __launch_bounds__(Block) vocab_pass_kernel(const T* logits, vocab_scan_params<Filtered> p,
+                                                           Processor processor = {}) {
   static_assert(is_element_v<T>, "element type must be float, unmask::half or unmask::bfloat16");
   static_assert(Block % 32 == 0, "whole warps");
   const std::int32_t i = std::int32_t(blockIdx.x);
@@ -314,9 +324,10 @@ __global__ void __launch_bounds__(Block) vocab_pass_kernel(const T* logits, voca
     const T* x = logits + std::int64_t(row) * p.vocab;
     if constexpr (Filtered)
       mine = detail::scan_vocab<Block, Sampled, true>(x, 0, p.vocab, int(threadIdx.x), p, detail::site_of(p, i),
-                                                      p.cuts[i], p.stats_on_kept);
+                                                      p.cuts[i], p.stats_on_kept, processor);
     else
-      mine = detail::scan_vocab<Block, Sampled>(x, 0, p.vocab, int(threadIdx.x), p, detail::site_of(p, i));
+      mine = detail::scan_vocab<Block, Sampled>(x, 0, p.vocab, int(threadIdx.x), p, detail::site_of(p, i),
+                                                vocab_cut::all(), false, processor);
   }
   using reduce = cub::BlockReduce<vocab_partial, Block>;
   __shared__ typename reduce::TempStorage storage;
@@ -326,9 +337,10 @@ __global__ void __launch_bounds__(Block) vocab_pass_kernel(const T* logits, voca
 
 // Split variant, phase 1: block (i, s) reduces chunk s of listed row i into
 // partials[i * gridDim.y + s].
-template <class T, int Block, bool Sampled, bool Filtered = false>
+template <class T, int Block, bool Sampled, bool Filtered = false, class Processor = no_logits_processor>
 __global__ void __launch_bounds__(Block) vocab_pass_split_kernel(const T* logits, vocab_scan_params<Filtered> p,
-                                                                 std::int64_t chunk, vocab_partial* partials) {
+                                                                 std::int64_t chunk, vocab_partial* partials,
+                                                                 Processor processor = {}) {
   static_assert(is_element_v<T>, "element type must be float, unmask::half or unmask::bfloat16");
   static_assert(Block % 32 == 0, "whole warps");
   const std::int32_t i = std::int32_t(blockIdx.x);
@@ -341,9 +353,10 @@ __global__ void __launch_bounds__(Block) vocab_pass_split_kernel(const T* logits
     const T* x = logits + std::int64_t(row) * p.vocab;
     if constexpr (Filtered)
       mine = detail::scan_vocab<Block, Sampled, true>(x, begin, end, int(threadIdx.x), p, detail::site_of(p, i),
-                                                      p.cuts[i], p.stats_on_kept);
+                                                      p.cuts[i], p.stats_on_kept, processor);
     else
-      mine = detail::scan_vocab<Block, Sampled>(x, begin, end, int(threadIdx.x), p, detail::site_of(p, i));
+      mine = detail::scan_vocab<Block, Sampled>(x, begin, end, int(threadIdx.x), p, detail::site_of(p, i),
+                                                vocab_cut::all(), false, processor);
   }
   using reduce = cub::BlockReduce<vocab_partial, Block>;
   __shared__ typename reduce::TempStorage storage;
@@ -365,21 +378,22 @@ __global__ void __launch_bounds__(Block)
 namespace detail {
 
 // Filtered: p is a filtered_vocab_pass_params, and the filter kernel runs first.
-template <bool Sampled, bool Filtered, class T>
+template <bool Sampled, bool Filtered, class T, class Processor>
 cudaError_t launch_vocab_pass(const T* logits, const vocab_scan_params<Filtered>& p, const vocab_pass_plan& plan,
-                              const vocab_filter_params& filter, vocab_partial* partials, cudaStream_t stream) {
+                              const vocab_filter_params& filter, vocab_partial* partials, const Processor& processor,
+                              cudaStream_t stream) {
   if constexpr (Filtered) {
-    const cudaError_t error = launch_vocab_filter(logits, filter, stream);
+    const cudaError_t error = launch_vocab_filter(logits, filter, stream, processor, p.sites);
     if (error != cudaSuccess) return error;
   }
   if (!plan.split) {
-    vocab_pass_kernel<T, vocab_pass_block, Sampled, Filtered>
-        <<<unsigned(p.count), vocab_pass_block, 0, stream>>>(logits, p);
+    vocab_pass_kernel<T, vocab_pass_block, Sampled, Filtered, Processor>
+        <<<unsigned(p.count), vocab_pass_block, 0, stream>>>(logits, p, processor);
     return launch_result();
   }
   const dim3 grid(static_cast<unsigned>(p.count), static_cast<unsigned>(plan.splits));
-  vocab_pass_split_kernel<T, vocab_pass_block, Sampled, Filtered>
-      <<<grid, vocab_pass_block, 0, stream>>>(logits, p, plan.chunk, partials);
+  vocab_pass_split_kernel<T, vocab_pass_block, Sampled, Filtered, Processor>
+      <<<grid, vocab_pass_block, 0, stream>>>(logits, p, plan.chunk, partials, processor);
   const cudaError_t error = launch_result();
   if (error != cudaSuccess) return error;
   const unsigned blocks = unsigned((p.count + vocab_pass_merge_block - 1) / vocab_pass_merge_block);
@@ -439,6 +453,7 @@ inline cudaError_t prepare_vocab_pass(const void* logits, std::int64_t logit_row
   p.rng = options.rng;
   p.inverse_temperature = sampled ? 1.0f / s.temperature : 1.0f;  // as choose_token computes it
   p.stats_scale = sampled && s.confidence_on_sampling_distribution ? p.inverse_temperature : 1.0f;
+  p.stats_on_choice = s.confidence_on_sampling_distribution && (sampled || filtered);
   p.metric = options.metric;
   p.excluded_token = options.excluded_token;
   p.tokens = tokens;
@@ -467,14 +482,20 @@ inline cudaError_t prepare_vocab_pass(const void* logits, std::int64_t logit_row
 // other than random. `workspace` holds at least vocab_pass_workspace_bytes(
 // count, vocab, options.variant, options.sampling.filters()) bytes, aligned
 // to 16 (it may be null when that is 0), and is not in use by a pass on
-// another stream. Returns cudaErrorInvalidValue for bad sizes, pointers or
-// settings, else the launch error.
-template <class T>
+// another stream. With a logits processor (unmask/policy/logits_processor.hpp)
+// the choice is choose_token's with that processor; a processor reads the
+// rows' sites (null: draw_site{}). Returns cudaErrorInvalidValue for bad
+// sizes, pointers or settings, else the launch error.
+template <class T, class Processor = no_logits_processor>
 cudaError_t vocab_pass(const T* logits, std::int64_t logit_rows, std::int64_t vocab, const std::int32_t* rows,
                        std::int32_t count, const draw_site* sites, const vocab_pass_options& options,
                        std::int32_t* tokens, float* confidence, void* workspace, std::size_t workspace_bytes,
-                       cudaStream_t stream) {
+                       cudaStream_t stream, const Processor& processor = Processor{}) {
   static_assert(is_element_v<T>, "element type must be float, unmask::half or unmask::bfloat16");
+  static_assert(check_logits_processor<Processor>());
+  if (!std::is_same<Processor, no_logits_processor>::value && !processor_active(processor))
+    return vocab_pass(logits, logit_rows, vocab, rows, count, sites, options, tokens, confidence, workspace,
+                      workspace_bytes, stream, no_logits_processor{});
   vocab_pass_params p;
   vocab_pass_plan plan;
   vocab_filter_params filter;
@@ -488,11 +509,11 @@ cudaError_t vocab_pass(const T* logits, std::int64_t logit_rows, std::int64_t vo
     static_cast<vocab_pass_params&>(fp) = p;
     fp.cuts = filter.cuts;
     fp.stats_on_kept = options.sampling.confidence_on_sampling_distribution;
-    return sampled ? detail::launch_vocab_pass<true, true>(logits, fp, plan, filter, partials, stream)
-                   : detail::launch_vocab_pass<false, true>(logits, fp, plan, filter, partials, stream);
+    return sampled ? detail::launch_vocab_pass<true, true>(logits, fp, plan, filter, partials, processor, stream)
+                   : detail::launch_vocab_pass<false, true>(logits, fp, plan, filter, partials, processor, stream);
   }
-  return sampled ? detail::launch_vocab_pass<true, false>(logits, p, plan, filter, partials, stream)
-                 : detail::launch_vocab_pass<false, false>(logits, p, plan, filter, partials, stream);
+  return sampled ? detail::launch_vocab_pass<true, false>(logits, p, plan, filter, partials, processor, stream)
+                 : detail::launch_vocab_pass<false, false>(logits, p, plan, filter, partials, processor, stream);
 }
 
 }  // namespace unmask::cuda

@@ -21,11 +21,15 @@
 //             zero_padding_rows (logits rows past each sequence's length)
 //   decoding  apply_guidance(logits (2 rows, vocab), rows, vocab, scale)
 //             choose_tokens(logits, count, vocab, sampling, metric, excluded,
-//                           rng, host sites, host token_choice out)
+//                           rng, host sites, host token_choice out
+//                           [, const Processor& logits processor])
 //   resident  resident_sites, propose_tokens, resident_candidates,
 //             select_and_commit (a template over the decoding policy's
 //             types), resident_advance, run_step(step, owner, shape)
 //             (unmask/decode/resident_state.hpp has their meaning)
+// The logits processor argument (unmask/policy/logits_processor.hpp) of
+// choose_tokens and propose_tokens is optional: a backend without it decodes
+// until a policy's processor is active, which is then an error naming it.
 // The checks below name the first member a type lacks, in a static_assert
 // (check_forward_backend, check_decoding_backend, check_resident_backend)
 // and at run time (missing_backend_member, for tests). The documented way to
@@ -43,7 +47,9 @@
 #include "unmask/io/checkpoint.hpp"
 #include "unmask/model/attention_mask.hpp"
 #include "unmask/model/llada_model.hpp"
+#include "unmask/core/error.hpp"
 #include "unmask/policy/commit.hpp"
+#include "unmask/policy/logits_processor.hpp"
 #include "unmask/policy/sampling.hpp"
 
 namespace unmask {
@@ -236,6 +242,64 @@ constexpr bool check_decoding_backend() {
                 "const sampling_settings&, confidence_metric, std::int32_t excluded, const counter_rng&, const "
                 "draw_site* host_sites, token_choice* host_out)`");
   return true;
+}
+
+namespace detail {
+
+template <class B, class P, class = void>
+struct has_processed_choose_tokens : std::false_type {};
+template <class B, class P>
+struct has_processed_choose_tokens<
+    B, P,
+    std::void_t<decltype(std::declval<B&>().choose_tokens(
+        backend_traits::ptr<const float>(), backend_traits::i64(1), backend_traits::i64(1),
+        std::declval<const sampling_settings&>(), confidence_metric::max_prob, backend_traits::i32(0),
+        std::declval<const counter_rng&>(), backend_traits::ptr<const draw_site>(), backend_traits::ptr<token_choice>(),
+        std::declval<const P&>()))>> : std::true_type {};
+
+template <class B, class P, class = void>
+struct has_processed_propose_tokens : std::false_type {};
+template <class B, class P>
+struct has_processed_propose_tokens<
+    B, P,
+    std::void_t<decltype(std::declval<B&>().propose_tokens(
+        backend_traits::ptr<const float>(), backend_traits::i64(1), backend_traits::i64(1),
+        std::declval<const sampling_settings&>(), confidence_metric::max_prob, backend_traits::i32(0),
+        std::declval<const counter_rng&>(), backend_traits::ptr<const draw_site>(), backend_traits::ptr<backend_traits::i32>(),
+        backend_traits::ptr<float>(), std::declval<const P&>()))>> : std::true_type {};
+
+inline void processor_unsupported(const char* member) {
+  throw argument_error(concat("the backend's ", member, " takes no logits processor, and the decoding policy's is "
+                              "active (give it a `const Processor&` last argument; unmask/decode/backend_interface.hpp)"));
+}
+
+}  // namespace detail
+
+// backend.choose_tokens(...) with the processor when the backend takes one.
+template <class B, class Processor>
+void choose_tokens_with(B& backend, const float* logits, std::int64_t count, std::int64_t vocab,
+                        const sampling_settings& sampling, confidence_metric metric, std::int32_t excluded,
+                        const counter_rng& rng, const draw_site* sites, token_choice* out, const Processor& processor) {
+  if constexpr (detail::has_processed_choose_tokens<B, Processor>::value) {
+    backend.choose_tokens(logits, count, vocab, sampling, metric, excluded, rng, sites, out, processor);
+  } else {
+    if (processor_active(processor)) detail::processor_unsupported("choose_tokens");
+    backend.choose_tokens(logits, count, vocab, sampling, metric, excluded, rng, sites, out);
+  }
+}
+
+// backend.propose_tokens(...) likewise.
+template <class B, class Processor>
+void propose_tokens_with(B& backend, const float* logits, std::int64_t count, std::int64_t vocab,
+                         const sampling_settings& sampling, confidence_metric metric, std::int32_t excluded,
+                         const counter_rng& rng, const draw_site* sites, std::int32_t* tokens, float* confidence,
+                         const Processor& processor) {
+  if constexpr (detail::has_processed_propose_tokens<B, Processor>::value) {
+    backend.propose_tokens(logits, count, vocab, sampling, metric, excluded, rng, sites, tokens, confidence, processor);
+  } else {
+    if (processor_active(processor)) detail::processor_unsupported("propose_tokens");
+    backend.propose_tokens(logits, count, vocab, sampling, metric, excluded, rng, sites, tokens, confidence);
+  }
 }
 
 template <class B>

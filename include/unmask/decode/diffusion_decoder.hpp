@@ -47,6 +47,7 @@
 
 #include "unmask/core/error.hpp"
 #include "unmask/decode/backend_interface.hpp"
+#include "unmask/decode/step_hooks.hpp"
 #include "unmask/decode/stopping.hpp"
 #include "unmask/model/llada_forward.hpp"
 #include "unmask/policy/commit.hpp"
@@ -105,6 +106,11 @@ struct diffusion_settings {
   bool stop_at_eos = false;
   std::int32_t eos_token_id = -1;  // -1: the model's
   stop_criteria stop;              // stop tokens and strings, a time limit, cancellation (unmask/decode/stopping.hpp)
+  // LLaDA's logits options, held by the built-in logits processor
+  // (token_ban_processor, unmask/policy/logits_processor.hpp):
+  bool logits_eos_inf = false;          // the end-of-sequence token is never chosen (-inf logit)
+  bool confidence_eos_eot_inf = false;  // the end-of-turn token's logit is -inf in the confidence's softmax
+  std::int32_t eot_token_id = -1;       // the end-of-turn id (LLaDA's <|eot_id|>), for confidence_eos_eot_inf
 
   void validate() const { validate(selection.uses_schedule()); }
   // With the decoding policy's rule deciding whether counts come from the schedule.
@@ -114,6 +120,8 @@ struct diffusion_settings {
     sampling.validate();
     remasking.validate();
     stop.validate();
+    if (confidence_eos_eot_inf && eot_token_id < 0)
+      throw argument_error("confidence_eos_eot_inf needs the end-of-turn token id (eot_token_id)");
     if (!(cfg_scale >= 0.0f)) throw argument_error(concat("cfg_scale must be >= 0, got ", cfg_scale));
     if (cache.refresh_interval < 0)
       throw argument_error(concat("cache refresh interval must be >= 0, got ", cache.refresh_interval));
@@ -227,16 +235,30 @@ void collect_outputs(std::vector<State>& states, decode_output& result, const de
 
 }  // namespace detail
 
-// The decoding policy from the settings: the built-in schedule and selection
-// rule take their run-time choice from settings.schedule and
-// settings.selection; a user's type is value-initialised.
+// The decoding policy from the settings: the built-in schedule, selection
+// rule and logits processor take their run-time choice from
+// settings.schedule, settings.selection and LLaDA's logits options (with
+// settings.eos_token_id, which must be resolved: `model_eos` replaces -1); a
+// user's type is value-initialised.
 template <class Policy>
-Policy policy_from_settings(const diffusion_settings& settings) {
-  static_assert(is_decoding_policy<Policy>::value, "the policy is a unmask::decoding_policy<Schedule, Selection>");
+Policy policy_from_settings(const diffusion_settings& settings, std::int32_t model_eos = -1) {
+  static_assert(is_decoding_policy<Policy>::value,
+                "the policy is a unmask::decoding_policy<Schedule, Selection, Processor>");
   Policy policy{};
   if constexpr (std::is_same<typename Policy::schedule_type, count_schedule>::value) policy.schedule = settings.schedule;
   if constexpr (std::is_same<typename Policy::selection_type, selection_rule>::value)
     policy.selection = settings.selection;
+  if constexpr (std::is_same<typename Policy::processor_type, token_ban_processor>::value) {
+    const std::int32_t eos = settings.eos_token_id >= 0 ? settings.eos_token_id : model_eos;
+    if (settings.logits_eos_inf && eos < 0) throw argument_error("logits_eos_inf needs the end-of-sequence token id");
+    if (settings.confidence_eos_eot_inf && settings.eot_token_id < 0)
+      throw argument_error("confidence_eos_eot_inf needs the end-of-turn token id (eot_token_id)");
+    policy.processor =
+        token_ban_processor::llada(settings.logits_eos_inf, settings.confidence_eos_eot_inf, eos, settings.eot_token_id);
+  } else if (settings.logits_eos_inf || settings.confidence_eos_eot_inf) {
+    throw argument_error("logits_eos_inf and confidence_eos_eot_inf are options of the built-in logits processor "
+                         "(token_ban_processor); this decoding policy has another");
+  }
   return policy;
 }
 
@@ -247,16 +269,20 @@ Policy policy_from_settings(const diffusion_settings& settings) {
 template <class Backend, class Policy = builtin_policy>
 class diffusion_decoder {
   static_assert(check_decoding_backend<Backend>());
-  static_assert(is_decoding_policy<Policy>::value, "the policy is a unmask::decoding_policy<Schedule, Selection>");
+  static_assert(is_decoding_policy<Policy>::value, "the policy is a unmask::decoding_policy<Schedule, Selection, Processor>");
 
  public:
   using policy_type = Policy;
 
   diffusion_decoder(const llada_model& model, diffusion_settings settings, Backend backend = {})
-      : diffusion_decoder(model, settings, policy_from_settings<Policy>(settings), std::move(backend)) {}
+      : diffusion_decoder(model, settings,
+                          policy_from_settings<Policy>(settings, std::int32_t(model.config().eos_token_id)),
+                          std::move(backend)) {}
   diffusion_decoder(const llada_model& model, diffusion_settings settings, Policy policy, Backend backend = {})
       : model_(model), settings_(settings), policy_(policy), forward_(model, std::move(backend)) {
     policy_.validate();
+    if constexpr (std::is_same<typename Policy::processor_type, token_ban_processor>::value)
+      policy_.processor.validate(model.config().vocab_size);
     settings_.validate(policy_.selection.uses_schedule());
     if (settings_.eos_token_id < 0) settings_.eos_token_id = std::int32_t(model.config().eos_token_id);
   }
@@ -267,11 +293,16 @@ class diffusion_decoder {
   const Policy& policy() const { return policy_; }
   Backend& backend() { return forward_.backend(); }
 
-  decode_output generate(const std::vector<decode_request>& requests, const decode_callback& callback = {}) {
+  // `callback` observes each step; `hooks` act on it (confidence mode;
+  // unmask/decode/step_hooks.hpp).
+  decode_output generate(const std::vector<decode_request>& requests, const decode_callback& callback = {},
+                         const step_hooks& hooks = {}) {
     const detail::decode_clock start;
     const llada_config& c = model_.config();
     const block_layout& layout = settings_.layout;
     if (requests.empty()) throw argument_error("generate: no sequences");
+    if (hooks.any() && settings_.mode != decode_mode::confidence)
+      throw argument_error("step hooks act on confidence decoding, not on ancestral sampling");
     std::vector<state> states(requests.size());
     for (std::size_t s = 0; s < requests.size(); ++s) {
       states[s].id = requests[s].id;
@@ -295,7 +326,7 @@ class diffusion_decoder {
         st.logits_valid = false;
       }
       if (settings_.mode == decode_mode::confidence)
-        run_confidence_block(states, block, result, callback, start);
+        run_confidence_block(states, block, result, callback, hooks, start);
       else
         run_ancestral_block(states, block, result, callback, start);
       for (state& st : states)
@@ -317,6 +348,7 @@ class diffusion_decoder {
     std::int32_t cached_upto = 0;  // block_causal: positions whose cached K/V are final
     std::int32_t block_begin = 0, block_end = 0, initial_masks = 0, block_step = 0;
     bool done = false;
+    bool stop_requested = false;  // by a step hook
     // ancestral mode: the last logits of the block's rows, reused while the canvas is unchanged
     bool logits_valid = false;
     std::vector<float> block_logits;   // (block_length, vocab)
@@ -401,8 +433,82 @@ class diffusion_decoder {
     return half;
   }
 
+  // The logits hook: each sequence's candidate rows on the host, edited, copied back.
+  void run_logits_hook(const step_hooks& hooks, std::vector<state*>& batch,
+                       const std::vector<std::vector<std::int32_t>>& rows, std::int64_t count,
+                       const std::vector<state>& states, std::int32_t block) {
+    const std::int64_t vocab = model_.config().vocab_size;
+    host_logits_.resize(std::size_t(count * vocab));
+    Backend& backend = forward_.backend();
+    backend.download(logits_.data(), host_logits_.size(), host_logits_.data());
+    if (!hooks.logits) return;
+    std::int64_t row = 0;
+    std::vector<std::int32_t> positions;
+    for (std::size_t b = 0; b < batch.size(); ++b) {
+      state& st = *batch[b];
+      positions.clear();
+      for (std::int32_t r : rows[b]) positions.push_back(st.block_begin + r);
+      step_logits e{std::size_t(&st - states.data()), block,  st.block_step, positions.data(),
+                    std::int32_t(positions.size()),   host_logits_.data() + row * vocab, vocab, &st.out.canvas};
+      hooks.logits(e);
+      row += std::int64_t(positions.size());
+    }
+    backend.upload(host_logits_.data(), host_logits_.size(), logits_);
+  }
+
+  // The candidates hook for one sequence: applies its actions and edits,
+  // leaving in positions / tokens / confidences the candidates the rule
+  // decides on; forced commits are written and appended to `committed`.
+  // Returns the number forced.
+  std::int32_t run_candidates_hook(const step_hooks& hooks, state& st, std::size_t index, std::int32_t block,
+                                   std::vector<std::int32_t>& positions, std::vector<std::int32_t>& tokens,
+                                   std::vector<float>& confidences, const float* logits,
+                                   std::vector<std::int32_t>& committed) {
+    const std::int32_t mask = std::int32_t(model_.config().mask_token_id);
+    const std::int32_t m = std::int32_t(positions.size());
+    actions_.assign(std::size_t(m), candidate_action::automatic);
+    const std::size_t length = st.out.canvas.size();
+    step_candidates e{index,         block,       st.block_step,  positions.data(), tokens.data(), confidences.data(),
+                      actions_.data(), m,         &st.out.canvas, st.out.prompt_length, st.block_begin, st.block_end,
+                      logits, model_.config().vocab_size};
+    hooks.candidates(e);
+    if (st.out.canvas.size() != length) throw argument_error("a step hook changed the canvas length");
+    for (std::int32_t p = st.out.prompt_length; p < st.block_begin; ++p)
+      if (st.out.canvas[std::size_t(p)] == mask)
+        throw argument_error(concat("a step hook left a mask at position ", p, ", before the current block (",
+                                    st.block_begin, "), where no step decodes it"));
+    const std::int32_t vocab = std::int32_t(model_.config().vocab_size);
+    std::int32_t forced = 0, kept = 0;
+    for (std::int32_t i = 0; i < m; ++i) {
+      const std::int32_t position = positions[std::size_t(i)];
+      if (st.out.canvas[std::size_t(position)] != mask) continue;  // the hook filled it
+      const candidate_action a = actions_[std::size_t(i)];
+      if (a == candidate_action::veto) continue;
+      if (a == candidate_action::force) {
+        const std::int32_t token = tokens[std::size_t(i)];
+        if (token < 0 || token >= vocab || token == mask)
+          throw argument_error(concat("a step hook forced token ", token, " at position ", position,
+                                      " (not a vocabulary token other than the mask)"));
+        st.out.canvas[std::size_t(position)] = token;
+        committed.push_back(position);
+        ++forced;
+        continue;
+      }
+      positions[std::size_t(kept)] = position;
+      tokens[std::size_t(kept)] = tokens[std::size_t(i)];
+      confidences[std::size_t(kept)] = confidences[std::size_t(i)];
+      ++kept;
+    }
+    positions.resize(std::size_t(kept));
+    tokens.resize(std::size_t(kept));
+    confidences.resize(std::size_t(kept));
+    if (e.stop) st.stop_requested = true;
+    return forced;
+  }
+
   void run_confidence_block(std::vector<state>& states, std::int32_t block, decode_output& result,
-                            const decode_callback& callback, const detail::decode_clock& clock) {
+                            const decode_callback& callback, const step_hooks& hooks,
+                            const detail::decode_clock& clock) {
     const llada_config& c = model_.config();
     const std::int32_t mask = std::int32_t(c.mask_token_id), steps = settings_.layout.steps_per_block();
     const std::int64_t vocab = c.vocab_size;
@@ -441,8 +547,9 @@ class diffusion_decoder {
         for (std::int32_t r : rows[b])
           sites.push_back({batch[b]->id, batch[b]->rng_step, std::uint32_t(batch[b]->block_begin + r)});
       choices.resize(std::size_t(count));
-      forward_.backend().choose_tokens(logits_.data(), count, vocab, settings_.sampling, settings_.confidence, mask,
-                                       rng, sites.data(), choices.data());
+      if (hooks.logits || hooks.with_logits) run_logits_hook(hooks, batch, rows, count, states, block);
+      choose_tokens_with(forward_.backend(), logits_.data(), count, vocab, settings_.sampling, settings_.confidence,
+                         mask, rng, sites.data(), choices.data(), policy_.processor);
       std::int64_t row = 0;
       for (std::size_t b = 0; b < batch.size(); ++b) {
         state& st = *batch[b];
@@ -453,12 +560,20 @@ class diffusion_decoder {
           confidences.push_back(choices[std::size_t(row)].confidence);
           ++row;
         }
+        committed.clear();
+        const std::int32_t masks_before = std::int32_t(positions.size());
+        std::int32_t take = 0;
+        if (hooks.candidates)
+          take += run_candidates_hook(hooks, st, std::size_t(&st - states.data()), block, positions, tokens,
+                                      confidences,
+                                      hooks.with_logits ? host_logits_.data() + (row - masks_before) * vocab : nullptr,
+                                      committed);
         const selection_sequence seq{0, std::int32_t(positions.size()), 0, st.id, st.rng_step, st.block_step,
                                      steps, st.initial_masks};
-        committed.clear();
-        const std::int32_t take = commit_selection(seq, positions.data(), tokens.data(), confidences.data(), options,
-                                                   st.out.canvas.data(), &committed);
-        if (take == 0 && st.block_step + 1 >= step_limit)
+        take += commit_selection(seq, positions.data(), tokens.data(), confidences.data(), options,
+                                 st.out.canvas.data(), &committed);
+        const bool progress = hooks.candidates ? count_masks(st) < masks_before : take > 0;
+        if (!progress && st.block_step + 1 >= step_limit)
           throw argument_error(concat("generate: the decoding policy committed nothing to block ", block,
                                       " of sequence ", &st - states.data(), " for ", step_limit,
                                       " steps (a selection rule must commit at least one candidate once the schedule "
@@ -470,6 +585,7 @@ class diffusion_decoder {
           std::sort(committed.begin(), committed.end());
           callback({std::size_t(&st - states.data()), block, st.block_step - 1, &st.out.canvas, &committed});
         }
+        if (st.stop_requested) st.done = true, st.out.stop = stop_reason::hook;
       }
     }
   }
@@ -558,7 +674,7 @@ class diffusion_decoder {
             if (final_cleanup) sampling.temperature = 0.0f;  // noise removal: argmax
             const token_choice choice = choose_token(st.block_logits.data() + std::int64_t(r) * vocab, vocab, sampling,
                                                      confidence_metric::max_prob, mask, rng,
-                                                     {st.id, st.rng_step, position});
+                                                     {st.id, st.rng_step, position}, policy_.processor);
             tok = choice.token;
             committed.push_back(std::int32_t(position));
             ++st.out.committed;
@@ -585,6 +701,8 @@ class diffusion_decoder {
   Policy policy_;
   llada_forward<Backend> forward_;
   std::vector<std::int32_t> tokens_, lengths_, offsets_, slots_, kv_lengths_, origins_, selected_;
+  std::vector<float> host_logits_;             // the candidate rows' logits, for the step hooks
+  std::vector<candidate_action> actions_;
   typename Backend::template buffer<float> logits_;  // (rows, vocab) of the last model call
   std::optional<kv_cache<Backend>> cache_;
   std::int32_t slot_count_ = 0;

@@ -38,6 +38,7 @@ enum class stop_reason : std::uint8_t {
   stop_string,  // a stop string in the generated text
   time_limit,   // stop_criteria::time_limit ran out
   cancelled,    // cancel_token::cancel()
+  hook,         // a step hook set step_candidates::stop (unmask/decode/step_hooks.hpp)
 };
 
 inline const char* to_string(stop_reason r) {
@@ -46,6 +47,7 @@ inline const char* to_string(stop_reason r) {
     case stop_reason::stop_string: return "stop_string";
     case stop_reason::time_limit: return "time_limit";
     case stop_reason::cancelled: return "cancelled";
+    case stop_reason::hook: return "hook";
     default: return "length";
   }
 }

@@ -22,10 +22,17 @@
 //              the key to sort by, highest first (default: the confidence)
 //              optional: void validate() const, throwing argument_error
 //              (built-in: selection_rule, unmask/policy/selection.hpp)
+//   Processor  rewrites each candidate row's logits inside the token choice,
+//              element by element: float choice_logit(l, v, site) const
+//              and/or float confidence_logit(l, v, site) const (or one
+//              operator() for both), optional bool active() const
+//              (built-in: token_ban_processor, which holds LLaDA's
+//              logits_eos_inf and confidence_eos_eot_inf;
+//              unmask/policy/logits_processor.hpp)
 // Members marked UNMASK_HOST_DEVICE run on the CPU and inside the CUDA
-// selection kernel (unmask/cuda/selection.hpp), which is instantiated for the
-// policy's types; the types are passed to kernels by value, so they must be
-// trivially copyable. decoding_policy<Schedule, Selection> composes them and
+// selection kernel (unmask/cuda/selection.hpp) and vocabulary pass
+// (unmask/cuda/vocab_pass.hpp), which are instantiated for the policy's types; the types are passed to kernels by value, so they must be
+// trivially copyable. decoding_policy<Schedule, Selection, Processor> composes them and
 // is what diffusion_decoder and resident_decoder take as their second
 // template parameter; the defaults are the built-in types, each holding a
 // run-time choice (the program's flags). docs/extending.md has examples.
@@ -37,6 +44,7 @@
 
 #include "unmask/core/config.hpp"
 #include "unmask/policy/confidence.hpp"
+#include "unmask/policy/logits_processor.hpp"
 #include "unmask/policy/selection.hpp"
 #include "unmask/random/philox.hpp"
 #include "unmask/schedule/count_schedule.hpp"
@@ -119,19 +127,23 @@ void validate_component(const T& x) {
   if constexpr (detail::has_validate<T>::value) x.validate();
 }
 
-template <class Schedule = count_schedule, class Selection = selection_rule>
+template <class Schedule = count_schedule, class Selection = selection_rule, class Processor = token_ban_processor>
 struct decoding_policy {
   static_assert(check_schedule<Schedule>());
   static_assert(check_selection_rule<Selection>());
+  static_assert(check_logits_processor<Processor>());
   using schedule_type = Schedule;
   using selection_type = Selection;
+  using processor_type = Processor;
 
   Schedule schedule{};
   Selection selection{};
+  Processor processor{};
 
   void validate() const {
     validate_component(schedule);
     validate_component(selection);
+    validate_component(processor);
   }
 };
 
@@ -140,7 +152,7 @@ using builtin_policy = decoding_policy<>;
 
 template <class>
 struct is_decoding_policy : std::false_type {};
-template <class S, class R>
-struct is_decoding_policy<decoding_policy<S, R>> : std::true_type {};
+template <class S, class R, class P>
+struct is_decoding_policy<decoding_policy<S, R, P>> : std::true_type {};
 
 }  // namespace unmask

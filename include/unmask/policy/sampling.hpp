@@ -13,7 +13,10 @@
 // (LLaDA: softmax(l)[x0] even when x0 was sampled with noise) or the filtered,
 // tempered sampling distribution (Dream's sample_tokens). The mask token is
 // never proposed (a committed mask would never be decoded), but stays in the
-// normalisation of the raw distribution as in the references.
+// normalisation of the raw distribution as in the references. A logits
+// processor (unmask/policy/logits_processor.hpp) gives the two readings of a
+// row: the logits the token is chosen by (and the sampling distribution) and
+// those of the raw distribution.
 #pragma once
 
 #include <algorithm>
@@ -24,6 +27,7 @@
 
 #include "unmask/core/error.hpp"
 #include "unmask/policy/confidence.hpp"
+#include "unmask/policy/logits_processor.hpp"
 #include "unmask/policy/vocab_stats.hpp"
 #include "unmask/random/philox.hpp"
 
@@ -83,10 +87,15 @@ inline void dream_filter(const float* scaled, std::int64_t vocab, const sampling
 
 }  // namespace detail
 
-// Chooses the token of one row of logits (vocab) and its confidence.
-inline token_choice choose_token(const float* logits, std::int64_t vocab, const sampling_settings& s,
-                                 confidence_metric metric, std::int32_t excluded_token, const counter_rng& rng,
-                                 const draw_site& site) {
+namespace detail {
+
+// choose_token over two readings of the row: `choice` (the logits the token
+// is chosen by) and `raw` (those of the distribution the confidence is read
+// from unless it is on the sampling distribution); the same array without a
+// logits processor.
+inline token_choice choose_token_rows(const float* choice, const float* raw, std::int64_t vocab,
+                                      const sampling_settings& s, confidence_metric metric,
+                                      std::int32_t excluded_token, const counter_rng& rng, const draw_site& site) {
   const float uniform = metric == confidence_metric::random
                             ? rng.uniform(random_purpose::confidence, site.sequence, site.step, site.position, 0)
                             : 0.0f;
@@ -97,19 +106,19 @@ inline token_choice choose_token(const float* logits, std::int64_t vocab, const 
     vocab_stats stats;
     float best = -INFINITY;
     for (std::int64_t v = 0; v < vocab; ++v) {
-      stats.push(logits[v], std::int32_t(v));
-      if (v != excluded_token && logits[v] > best) best = logits[v], out.token = std::int32_t(v);
+      stats.push(raw[v], std::int32_t(v));
+      if (v != excluded_token && choice[v] > best) best = choice[v], out.token = std::int32_t(v);
     }
     if (out.token < 0) throw argument_error("choose_token: no token has a logit above -inf (NaN or -inf everywhere)");
-    out.confidence = confidence_of(metric, stats, logits[out.token], uniform);
+    out.confidence = confidence_of(metric, stats, raw[out.token], uniform);
     return out;
   }
   thread_local std::vector<float> scaled;
   thread_local std::vector<char> kept;
   scaled.resize(std::size_t(vocab));
   const float inverse_t = sampled ? 1.0f / s.temperature : 1.0f;
-  for (std::int64_t v = 0; v < vocab; ++v) scaled[std::size_t(v)] = logits[v] * inverse_t;
-  if (s.filters()) detail::dream_filter(scaled.data(), vocab, s, kept);
+  for (std::int64_t v = 0; v < vocab; ++v) scaled[std::size_t(v)] = choice[v] * inverse_t;
+  if (s.filters()) dream_filter(scaled.data(), vocab, s, kept);
   else kept.assign(std::size_t(vocab), 1);
   float best = -INFINITY;
   for (std::int64_t v = 0; v < vocab; ++v) {
@@ -126,10 +135,31 @@ inline token_choice choose_token(const float* logits, std::int64_t vocab, const 
       if (kept[std::size_t(v)]) stats.push(scaled[std::size_t(v)], std::int32_t(v));
     out.confidence = confidence_of(metric, stats, scaled[std::size_t(out.token)], uniform);
   } else {
-    for (std::int64_t v = 0; v < vocab; ++v) stats.push(logits[v], std::int32_t(v));
-    out.confidence = confidence_of(metric, stats, logits[out.token], uniform);
+    for (std::int64_t v = 0; v < vocab; ++v) stats.push(raw[v], std::int32_t(v));
+    out.confidence = confidence_of(metric, stats, raw[out.token], uniform);
   }
   return out;
+}
+
+}  // namespace detail
+
+// Chooses the token of one row of logits (vocab) and its confidence, with
+// the logits processor applied to both readings of the row
+// (unmask/policy/logits_processor.hpp).
+template <class Processor = no_logits_processor>
+token_choice choose_token(const float* logits, std::int64_t vocab, const sampling_settings& s,
+                          confidence_metric metric, std::int32_t excluded_token, const counter_rng& rng,
+                          const draw_site& site, const Processor& processor = {}) {
+  if (!processor_active(processor))
+    return detail::choose_token_rows(logits, logits, vocab, s, metric, excluded_token, rng, site);
+  thread_local std::vector<float> choice, raw;
+  choice.resize(std::size_t(vocab));
+  raw.resize(std::size_t(vocab));
+  for (std::int64_t v = 0; v < vocab; ++v) {
+    choice[std::size_t(v)] = processed_choice_logit(processor, logits[v], std::int32_t(v), site);
+    raw[std::size_t(v)] = processed_confidence_logit(processor, logits[v], std::int32_t(v), site);
+  }
+  return detail::choose_token_rows(choice.data(), raw.data(), vocab, s, metric, excluded_token, rng, site);
 }
 
 }  // namespace unmask

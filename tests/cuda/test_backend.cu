@@ -30,6 +30,7 @@
 #include "cuda/device.hpp"
 #include "halving_schedule.hpp"
 #include "logit_bias.hpp"
+#include "support/user_policies.hpp"
 #include "margin_gap_rule.hpp"
 #include "support/expect_error.hpp"
 #include "unmask/cpu/backend.hpp"
@@ -575,6 +576,40 @@ TEST(CudaBackend, DecodingRunsAUserLogitsProcessor) {
   const decode_output banned = resident_decoder<cuda_backend_f32>(tiny_llada(), s).generate(requests);
   for (const sequence_output& seq : banned.sequences)
     EXPECT_EQ(std::count(seq.canvas.begin() + seq.prompt_length, seq.canvas.end(), first), 0);
+}
+
+// A confidence metric of one's own in the GPU's vocabulary pass: log p
+// orders candidates as p does, so the resident decode commits what the
+// built-in metric commits (up to near ties between the backends' logits).
+TEST(CudaBackend, ResidentDecodingRunsAUserConfidenceMetric) {
+  UNMASK_REQUIRE_DEVICE();
+  const std::vector<decode_request> requests = prompts();
+  diffusion_settings s;
+  s.layout = {64, 32, 32};
+  using policy = decoding_policy<count_schedule, selection_rule, token_ban_processor, test::log_probability>;
+  const decode_output builtin = resident_decoder<cuda_backend_f32>(tiny_llada(), s).generate(requests);
+  const decode_output logged = resident_decoder<cuda_backend_f32, policy>(tiny_llada(), s).generate(requests);
+  std::int64_t same = 0, total = 0;
+  count_equal_tokens(builtin, logged, requests, same, total);
+  if (::testing::Test::HasFatalFailure()) return;
+  // Rounding can turn a near tie of p into a tie of log p (or back), which
+  // reorders a block from there on: nearly all tokens agree, not all.
+  EXPECT_GE(double(same), 0.9 * double(total)) << "the metric decodes differently on the resident path";
+}
+
+// A token sampler of one's own on the resident path: a key that favours
+// even ids makes every committed token even.
+TEST(CudaBackend, ResidentDecodingRunsAUserSampler) {
+  UNMASK_REQUIRE_DEVICE();
+  const std::vector<decode_request> requests = prompts();
+  diffusion_settings s;
+  s.layout = {32, 16, 16};
+  using policy = decoding_policy<count_schedule, selection_rule, token_ban_processor, confidence_metric,
+                                 test::even_bonus>;
+  for (const decode_output& out : {resident_decoder<cuda_backend_f32, policy>(tiny_llada(), s).generate(requests),
+                                   diffusion_decoder<cuda_backend_f32, policy>(tiny_llada(), s).generate(requests)})
+    for (const sequence_output& seq : out.sequences)
+      for (std::size_t i = std::size_t(seq.prompt_length); i < seq.canvas.size(); ++i) EXPECT_EQ(seq.canvas[i] % 2, 0);
 }
 
 // ---- CUDA graphs ----

@@ -33,9 +33,10 @@
 // computed from, so margin and entropy may cancel); the random metric
 // exactly. choose_token's own confidence is checked against the same double
 // reference, more loosely, since it sums the vocabulary sequentially in float.
-// Logits processors (LLaDA's bans, a user's site-dependent bias): the
-// per-thread code on the host and the pass on the device (filters included)
-// give choose_token's choice with the same processor.
+// Logits processors (LLaDA's bans, a user's site-dependent bias) and
+// confidence metrics of one's own (token_rules): the per-thread code on the
+// host and the pass on the device (filters included) give choose_token's
+// choice with the same processor and metric.
 // Filters on the GPU (vocabularies 1,000, 126,464 and 152,064, f32 and bf16,
 // 1, 7 and 64 rows, T in {0, 0.7, 1}, top_k in {0, 1, 20} x top_p in {1,
 // 0.9, 0.5}, the confidence on the sampling distribution or not, max_prob /
@@ -56,6 +57,7 @@
 
 #include "cuda/buffers.hpp"
 #include "cuda/device.hpp"
+#include "support/user_policies.hpp"
 #include "unmask/cuda/vocab_filter.hpp"
 #include "unmask/cuda/vocab_pass.hpp"
 #include "unmask/policy/sampling.hpp"
@@ -1385,6 +1387,14 @@ TEST(CudaVocabPassHost, ProcessorEmulationMatchesChooseToken) {
       return token_ban_processor::llada(false, true, 0, row_best(c, 2));
     }, vocab, 52);
     check_processor_emulation([](const logits_case<float>&) { return site_bias{1}; }, vocab, 53);
+    // A confidence metric of one's own, alone and with a processor.
+    check_processor_emulation([](const logits_case<float>&) {
+      return token_rules<no_logits_processor, test::log_probability>{};
+    }, vocab, 54);
+    check_processor_emulation([](const logits_case<float>& c) {
+      return token_rules<token_ban_processor, test::jittered_probability>{
+          token_ban_processor::llada(true, false, row_best(c, 0), 0), {}};
+    }, vocab, 55);
   }
 }
 
@@ -1453,6 +1463,102 @@ TEST(CudaVocabPass, ProcessorsMatchChooseToken) {
     const std::int32_t eos = std::int32_t(vocab / 3), eot = std::int32_t(vocab - 1);
     check_processor_on_device(token_ban_processor::llada(true, true, eos, eot), vocab, 61);
     check_processor_on_device(site_bias{std::int32_t(vocab / 5)}, vocab, 62);
+    check_processor_on_device(token_rules<no_logits_processor, test::log_probability>{}, vocab, 63);
+    check_processor_on_device(token_rules<site_bias, test::jittered_probability>{{3}, {}}, vocab, 64);
+  }
+}
+
+// A token sampler of one's own (token_rules' key), greedy settings: the
+// per-thread code on the host and the pass on the device give choose_token's
+// choice with it, and a Gumbel key written as the built-in sampler computes
+// it draws the built-in sampler's tokens.
+using gumbel_rules = token_rules<no_logits_processor, confidence_metric, test::tempered_gumbel>;
+
+TEST(CudaVocabPassHost, SamplerEmulationMatchesChooseToken) {
+  constexpr int block = cuda::vocab_pass_block;
+  const gumbel_rules rules{{}, {}, {0.7f}};
+  for (std::int64_t vocab : {7, 1001, 20000}) {
+    const logits_case<float> c = make_case<float>(vocab, 4, 5, 71);
+    const counter_rng rng{0x5a5ull};
+    std::vector<std::int32_t> tokens(5);
+    std::vector<float> confidence(5);
+    for (vocab_pass_variant variant : {vocab_pass_variant::single_block, vocab_pass_variant::split}) {
+      SCOPED_TRACE(concat("vocab ", vocab, ", ", variant_name(variant)));
+      const cuda::vocab_pass_options o{{}, confidence_metric::max_prob, c.excluded, rng, variant};
+      std::vector<unsigned char> workspace(cuda::vocab_pass_workspace_bytes(5, vocab, variant) + 16);
+      void* aligned = workspace.data() + (16 - reinterpret_cast<std::uintptr_t>(workspace.data()) % 16) % 16;
+      cuda::vocab_pass_params p;
+      cuda::vocab_pass_plan plan;
+      cuda::vocab_filter_params filter;
+      ASSERT_EQ(cuda::prepare_vocab_pass(c.logits.data(), 4, vocab, c.rows.data(), 5, c.sites.data(), o, tokens.data(),
+                                         confidence.data(), aligned, workspace.size() - 16, p, plan, filter),
+                cudaSuccess);
+      for (std::int32_t i = 0; i < 5; ++i) {
+        const float* base = c.logits.data() + std::int64_t(c.rows[std::size_t(i)]) * vocab;
+        const draw_site site = c.sites[std::size_t(i)];
+        cuda::vocab_partial all;
+        for (std::int64_t k = 0; k < plan.splits; ++k) {
+          const std::int64_t begin = k * plan.chunk, end = std::min(vocab, begin + plan.chunk);
+          cuda::vocab_partial chunk;
+          for (int t = 0; t < block; ++t)
+            chunk.merge(cuda::detail::scan_vocab<block, false>(base, begin, end, t, p, site, cuda::vocab_cut::all(),
+                                                               false, rules));
+          all.merge(chunk);
+        }
+        cuda::detail::finish_row(all, true, p, i, rules);
+        const token_choice want = choose_token(base, vocab, {}, confidence_metric::max_prob, c.excluded, rng, site,
+                                               rules);
+        const token_choice builtin = choose_token(base, vocab, {0.7f, 0, 1.0f, false}, confidence_metric::max_prob,
+                                                  c.excluded, rng, site);
+        EXPECT_EQ(tokens[std::size_t(i)], want.token) << "row " << i;
+        EXPECT_EQ(want.token, builtin.token) << "row " << i;
+        EXPECT_NEAR(confidence[std::size_t(i)], want.confidence,
+                    processed_confidence_tolerance * std::fabs(want.confidence) + 1e-6)
+            << "row " << i;
+      }
+    }
+  }
+}
+
+TEST(CudaVocabPass, SamplersMatchChooseToken) {
+  UNMASK_REQUIRE_DEVICE();
+  constexpr std::int32_t count = 16;
+  const gumbel_rules rules{{}, {}, {0.7f}};
+  for (std::int64_t vocab : {1001, 126464}) {
+    const logits_case<float> c = make_case<float>(vocab, count, count, 81);
+    const counter_rng rng{0x77ull};
+    device_array<float> d_logits, d_confidence;
+    device_array<std::int32_t> d_rows, d_tokens;
+    device_array<draw_site> d_sites;
+    device_array<unsigned char> d_workspace;
+    UNMASK_CUDA_OK(d_logits.upload(c.logits));
+    UNMASK_CUDA_OK(d_rows.upload(c.rows));
+    UNMASK_CUDA_OK(d_sites.upload(c.sites));
+    UNMASK_CUDA_OK(d_tokens.allocate(std::size_t(count)));
+    UNMASK_CUDA_OK(d_confidence.allocate(std::size_t(count)));
+    const std::size_t bytes = cuda::vocab_pass_workspace_bytes(count, vocab);
+    UNMASK_CUDA_OK(d_workspace.allocate(std::max<std::size_t>(bytes, 16)));
+    cuda::vocab_pass_options o{{}, confidence_metric::max_prob, c.excluded, rng};
+    UNMASK_CUDA_OK(cuda::vocab_pass(d_logits.data, count, vocab, d_rows.data, count, d_sites.data, o, d_tokens.data,
+                                    d_confidence.data, d_workspace.data, bytes, nullptr, rules));
+    UNMASK_CUDA_OK(cudaDeviceSynchronize());
+    std::vector<std::int32_t> tokens;
+    UNMASK_CUDA_OK(d_tokens.download(tokens));
+    for (std::int32_t i = 0; i < count; ++i) {
+      const float* row = c.wide.data() + std::int64_t(c.rows[std::size_t(i)]) * vocab;
+      const draw_site site = c.sites[std::size_t(i)];
+      const token_choice want = choose_token(row, vocab, {}, confidence_metric::max_prob, c.excluded, rng, site, rules);
+      if (tokens[std::size_t(i)] == want.token) continue;
+      ASSERT_GE(tokens[std::size_t(i)], 0) << "row " << i;
+      const double gap = double(rules.choice_key(row[want.token], want.token, site, rng)) -
+                         double(rules.choice_key(row[tokens[std::size_t(i)]], tokens[std::size_t(i)], site, rng));
+      EXPECT_LE(std::fabs(gap), 1e-4) << "row " << i << ": not a near tie";
+    }
+    // Greedy settings only: the sampler takes the built-in one's place.
+    o.sampling.temperature = 0.5f;
+    EXPECT_EQ(cuda::vocab_pass(d_logits.data, count, vocab, d_rows.data, count, d_sites.data, o, d_tokens.data,
+                               d_confidence.data, d_workspace.data, bytes, nullptr, rules),
+              cudaErrorInvalidValue);
   }
 }
 

@@ -16,29 +16,29 @@
 #include "unmask/cpu/simd/kernels.hpp"
 #include "unmask/policy/confidence.hpp"
 #include "unmask/policy/logits_processor.hpp"
+#include "unmask/policy/token_rules.hpp"
 #include "unmask/policy/sampling.hpp"
 
 namespace unmask::cpu {
 
 // The greedy choice for one row (what choose_token returns when
-// s.temperature == 0 and the confidence is on the raw logits).
-inline token_choice choose_greedy(const float* logits, std::int64_t vocab, confidence_metric metric,
-                                  std::int32_t excluded, const counter_rng& rng, const draw_site& site,
-                                  isa_level level) {
+// s.temperature == 0, the confidence is on the raw logits and no processor
+// is active); the confidence is the rules' metric when they carry one.
+template <class Rules = no_logits_processor>
+token_choice choose_greedy(const float* logits, std::int64_t vocab, confidence_metric metric, std::int32_t excluded,
+                           const counter_rng& rng, const draw_site& site, isa_level level, const Rules& rules = {}) {
   vocab_stats stats;
   token_choice out;
   UNMASK_ISA_DISPATCH(level, isa::vocab_row_stats<isa::ops>(logits, vocab, excluded, stats, out.token));
   if (out.token < 0) throw argument_error("choose_token: no token has a logit above -inf (NaN or -inf everywhere)");
-  const float uniform = metric == confidence_metric::random
-                            ? rng.uniform(random_purpose::confidence, site.sequence, site.step, site.position, 0)
-                            : 0.0f;
-  out.confidence = confidence_of(metric, stats, logits[out.token], uniform);
+  out.confidence = rule_confidence(rules, metric, stats, logits[out.token], site, rng);
   return out;
 }
 
 // out[i] = the choice for logits row i (count rows of vocab), i < count,
 // with the logits processor applied (an active processor takes the serial
-// reference, which applies it element by element).
+// reference, which applies it element by element) and, when `processor` is
+// token_rules, their confidence metric.
 template <class Processor = no_logits_processor>
 void choose_tokens(const float* logits, std::int64_t count, std::int64_t vocab, const sampling_settings& s,
                    confidence_metric metric, std::int32_t excluded, const counter_rng& rng, const draw_site* sites,
@@ -46,7 +46,7 @@ void choose_tokens(const float* logits, std::int64_t count, std::int64_t vocab, 
   const bool greedy = !(s.temperature > 0.0f) && !(s.filters() && s.confidence_on_sampling_distribution) &&
                       !processor_active(processor);
   parallel_for(0, count, [&](std::int64_t i) {
-    out[i] = greedy ? choose_greedy(logits + i * vocab, vocab, metric, excluded, rng, sites[i], level)
+    out[i] = greedy ? choose_greedy(logits + i * vocab, vocab, metric, excluded, rng, sites[i], level, processor)
                     : choose_token(logits + i * vocab, vocab, s, metric, excluded, rng, sites[i], processor);
   }, 8 * vocab);
 }

@@ -6,7 +6,7 @@
 // a first kernel finds each row's cut; see below). Every element updates two
 // per-thread states: an online-softmax
 // unmask::vocab_stats (max, runner-up, sum e^(l-m), sum e^(l-m)(l-m); see
-// unmask/policy/vocab_stats.hpp and ../shared/SPEC.md section 3) and a
+// unmask/policy/vocab_stats.hpp) and a
 // token_candidate (unmask/cuda/argmax.hpp) keyed by
 //   temperature 0:  l_v                                 (greedy argmax)
 //   temperature T:  l_v * (1 / T) + g_v,  g_v = -log(-log u_v)
@@ -84,6 +84,7 @@
 #include "unmask/cuda/vocab_filter.hpp"
 #include "unmask/policy/confidence.hpp"
 #include "unmask/policy/logits_processor.hpp"
+#include "unmask/policy/token_rules.hpp"
 #include "unmask/policy/sampling.hpp"
 #include "unmask/policy/vocab_stats.hpp"
 #include "unmask/random/philox.hpp"
@@ -271,7 +272,7 @@ UNMASK_HOST_DEVICE vocab_partial scan_vocab(const T* row, std::int64_t begin, st
   vocab_partial mine;
   [[maybe_unused]] token_noise noise{p.rng, site};
   constexpr int unroll = Sampled ? vocab_pass_sampled_unroll : vocab_pass_unroll;
-  constexpr bool identity = std::is_same<Processor, no_logits_processor>::value;
+  constexpr bool identity = is_identity_processor<Processor>::value;
   scan_range<Block, unroll, true>(row + begin, end - begin, begin, thread, [&](float raw, std::int64_t index) {
     const std::int32_t v = std::int32_t(index);
     const float l = identity ? raw : processed_choice_logit(processor, raw, v, site);
@@ -286,25 +287,26 @@ UNMASK_HOST_DEVICE vocab_partial scan_vocab(const T* row, std::int64_t begin, st
     }
     if (v == p.excluded_token) return;
     if constexpr (Sampled) mine.best.consider(add_rn(mul_rn(l, p.inverse_temperature), noise(std::uint32_t(v))), v, s);
+    else if constexpr (::unmask::detail::has_choice_key<Processor>::value)  // a sampler of one's own (token_rules)
+      mine.best.consider(processor.choice_key(l, v, site, p.rng), v, s);
     else mine.best.consider(l, v, s);
   });
   return mine;
 }
 
-// Writes token and confidence of listed row i from the merged partial.
-UNMASK_HOST_DEVICE void finish_row(const vocab_partial& all, bool valid, const vocab_pass_params& p, std::int32_t i) {
+// Writes token and confidence of listed row i from the merged partial (the
+// confidence: the rules' metric when they carry one, unmask/policy/
+// token_rules.hpp, else p.metric).
+template <class Rules = no_logits_processor>
+UNMASK_HOST_DEVICE void finish_row(const vocab_partial& all, bool valid, const vocab_pass_params& p, std::int32_t i,
+                                   const Rules& rules = Rules{}) {
   if (!valid) {
     p.tokens[i] = -1;
     p.confidence[i] = NAN;
     return;
   }
-  float uniform = 0.0f;
-  if (p.metric == confidence_metric::random) {
-    const draw_site s = p.sites[i];
-    uniform = p.rng.uniform(random_purpose::confidence, s.sequence, s.step, s.position, 0);
-  }
   p.tokens[i] = all.best.index;
-  p.confidence[i] = confidence_of(p.metric, all.stats, all.best.logit, uniform);
+  p.confidence[i] = rule_confidence(rules, p.metric, all.stats, all.best.logit, site_of(p, i), p.rng);
 }
 
 }  // namespace detail
@@ -332,7 +334,7 @@ __global__ void __launch_bounds__(Block) vocab_pass_kernel(const T* logits, voca
   using reduce = cub::BlockReduce<vocab_partial, Block>;
   __shared__ typename reduce::TempStorage storage;
   const vocab_partial all = reduce(storage).Reduce(mine, merge_vocab_partials{});
-  if (threadIdx.x == 0) detail::finish_row(all, valid, p, i);
+  if (threadIdx.x == 0) detail::finish_row(all, valid, p, i, processor);
 }
 
 // Split variant, phase 1: block (i, s) reduces chunk s of listed row i into
@@ -365,14 +367,15 @@ __global__ void __launch_bounds__(Block) vocab_pass_split_kernel(const T* logits
 }
 
 // Split variant, phase 2: thread i merges the chunks of listed row i in order.
-template <int Block>
+template <int Block, class Processor = no_logits_processor>
 __global__ void __launch_bounds__(Block)
-    vocab_pass_merge_kernel(vocab_pass_params p, std::int32_t splits, const vocab_partial* partials) {
+    vocab_pass_merge_kernel(vocab_pass_params p, std::int32_t splits, const vocab_partial* partials,
+                            Processor processor = {}) {
   const std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= p.count) return;
   vocab_partial all;
   for (std::int32_t s = 0; s < splits; ++s) all.merge(partials[i * splits + s]);
-  detail::finish_row(all, detail::row_valid(p, p.rows[i]), p, std::int32_t(i));
+  detail::finish_row(all, detail::row_valid(p, p.rows[i]), p, std::int32_t(i), processor);
 }
 
 namespace detail {
@@ -397,8 +400,8 @@ cudaError_t launch_vocab_pass(const T* logits, const vocab_scan_params<Filtered>
   const cudaError_t error = launch_result();
   if (error != cudaSuccess) return error;
   const unsigned blocks = unsigned((p.count + vocab_pass_merge_block - 1) / vocab_pass_merge_block);
-  vocab_pass_merge_kernel<vocab_pass_merge_block>
-      <<<blocks, vocab_pass_merge_block, 0, stream>>>(p, std::int32_t(plan.splits), partials);
+  vocab_pass_merge_kernel<vocab_pass_merge_block, Processor>
+      <<<blocks, vocab_pass_merge_block, 0, stream>>>(p, std::int32_t(plan.splits), partials, processor);
   return launch_result();
 }
 
@@ -483,8 +486,9 @@ inline cudaError_t prepare_vocab_pass(const void* logits, std::int64_t logit_row
 // count, vocab, options.variant, options.sampling.filters()) bytes, aligned
 // to 16 (it may be null when that is 0), and is not in use by a pass on
 // another stream. With a logits processor (unmask/policy/logits_processor.hpp)
-// the choice is choose_token's with that processor; a processor reads the
-// rows' sites (null: draw_site{}). Returns cudaErrorInvalidValue for bad
+// the choice is choose_token's with that processor (token_rules: and with
+// their confidence metric); a processor reads the rows' sites (null:
+// draw_site{}). Returns cudaErrorInvalidValue for bad
 // sizes, pointers or settings, else the launch error.
 template <class T, class Processor = no_logits_processor>
 cudaError_t vocab_pass(const T* logits, std::int64_t logit_rows, std::int64_t vocab, const std::int32_t* rows,
@@ -493,9 +497,12 @@ cudaError_t vocab_pass(const T* logits, std::int64_t logit_rows, std::int64_t vo
                        cudaStream_t stream, const Processor& processor = Processor{}) {
   static_assert(is_element_v<T>, "element type must be float, unmask::half or unmask::bfloat16");
   static_assert(check_logits_processor<Processor>());
-  if (!std::is_same<Processor, no_logits_processor>::value && !processor_active(processor))
-    return vocab_pass(logits, logit_rows, vocab, rows, count, sites, options, tokens, confidence, workspace,
-                      workspace_bytes, stream, no_logits_processor{});
+  if constexpr (!is_identity_processor<Processor>::value && !::unmask::detail::has_rule_confidence<Processor>::value)
+    if (!processor_active(processor))
+      return vocab_pass(logits, logit_rows, vocab, rows, count, sites, options, tokens, confidence, workspace,
+                        workspace_bytes, stream, no_logits_processor{});
+  // A sampler of one's own takes the built-in one's place: greedy settings only.
+  if (::unmask::detail::has_choice_key<Processor>::value && !options.sampling.is_default()) return cudaErrorInvalidValue;
   vocab_pass_params p;
   vocab_pass_plan plan;
   vocab_filter_params filter;

@@ -27,9 +27,11 @@
 //             select_and_commit (a template over the decoding policy's
 //             types), resident_advance, run_step(step, owner, shape)
 //             (unmask/decode/resident_state.hpp has their meaning)
-// The logits processor argument (unmask/policy/logits_processor.hpp) of
-// choose_tokens and propose_tokens is optional: a backend without it decodes
-// until a policy's processor is active, which is then an error naming it.
+// The logits processor argument (unmask/policy/logits_processor.hpp; with a
+// confidence metric of one's own, token_rules, unmask/policy/token_rules.hpp)
+// of choose_tokens and propose_tokens is optional: a backend without it
+// decodes until a policy's processor is active or its metric is not the
+// built-in one, which is then an error naming it.
 // The checks below name the first member a type lacks, in a static_assert
 // (check_forward_backend, check_decoding_backend, check_resident_backend)
 // and at run time (missing_backend_member, for tests). The documented way to
@@ -50,6 +52,7 @@
 #include "unmask/core/error.hpp"
 #include "unmask/policy/commit.hpp"
 #include "unmask/policy/logits_processor.hpp"
+#include "unmask/policy/token_rules.hpp"
 #include "unmask/policy/sampling.hpp"
 
 namespace unmask {
@@ -269,8 +272,9 @@ struct has_processed_propose_tokens<
         backend_traits::ptr<float>(), std::declval<const P&>()))>> : std::true_type {};
 
 inline void processor_unsupported(const char* member) {
-  throw argument_error(concat("the backend's ", member, " takes no logits processor, and the decoding policy's is "
-                              "active (give it a `const Processor&` last argument; unmask/decode/backend_interface.hpp)"));
+  throw argument_error(concat("the backend's ", member, " takes no logits processor, and the decoding policy has an "
+                              "active one or a confidence metric of its own (give it a `const Processor&` last "
+                              "argument; unmask/decode/backend_interface.hpp)"));
 }
 
 }  // namespace detail
@@ -283,7 +287,8 @@ void choose_tokens_with(B& backend, const float* logits, std::int64_t count, std
   if constexpr (detail::has_processed_choose_tokens<B, Processor>::value) {
     backend.choose_tokens(logits, count, vocab, sampling, metric, excluded, rng, sites, out, processor);
   } else {
-    if (processor_active(processor)) detail::processor_unsupported("choose_tokens");
+    if (processor_active(processor) || detail::has_rule_confidence<Processor>::value)
+      detail::processor_unsupported("choose_tokens");
     backend.choose_tokens(logits, count, vocab, sampling, metric, excluded, rng, sites, out);
   }
 }
@@ -297,7 +302,8 @@ void propose_tokens_with(B& backend, const float* logits, std::int64_t count, st
   if constexpr (detail::has_processed_propose_tokens<B, Processor>::value) {
     backend.propose_tokens(logits, count, vocab, sampling, metric, excluded, rng, sites, tokens, confidence, processor);
   } else {
-    if (processor_active(processor)) detail::processor_unsupported("propose_tokens");
+    if (processor_active(processor) || detail::has_rule_confidence<Processor>::value)
+      detail::processor_unsupported("propose_tokens");
     backend.propose_tokens(logits, count, vocab, sampling, metric, excluded, rng, sites, tokens, confidence);
   }
 }

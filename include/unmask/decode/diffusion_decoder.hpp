@@ -15,7 +15,7 @@
 //    position with the schedule's probability and, under ReMDM, remasks
 //    decoded ones; the model's output is reused when a canvas did not change,
 //    and a final argmax removes any mask left at the end of a block.
-// K/V caching (confidence mode; ../shared/SPEC.md section 7): `prefix` runs
+// K/V caching (confidence mode; Fast-dLLM, arXiv 2505.22618, NVlabs/Fast-dLLM): `prefix` runs
 // the whole canvas at each block start (and every refresh_interval steps),
 // keeping K/V of everything, then feeds only the block and what follows it;
 // `dual` feeds only the block and attends to cached K/V on both sides (both
@@ -235,6 +235,23 @@ void collect_outputs(std::vector<State>& states, decode_output& result, const de
 
 }  // namespace detail
 
+namespace detail {
+
+// What the policy asks of the settings and the model: the built-in
+// processor's ids exist; a sampler of one's own leaves the built-in
+// sampler's settings at their defaults.
+template <class Policy>
+void validate_policy_with(const Policy& policy, const diffusion_settings& settings, const llada_config& c) {
+  if constexpr (std::is_same<typename Policy::processor_type, token_ban_processor>::value)
+    policy.processor.validate(c.vocab_size);
+  if constexpr (!std::is_same<typename Policy::sampler_type, sampling_settings>::value)
+    if (!settings.sampling.is_default())
+      throw argument_error("a token sampler of one's own replaces the built-in one: leave temperature, top_k, top_p "
+                           "and confidence_on_sampling_distribution at their defaults");
+}
+
+}  // namespace detail
+
 // The decoding policy from the settings: the built-in schedule, selection
 // rule and logits processor take their run-time choice from
 // settings.schedule, settings.selection and LLaDA's logits options (with
@@ -243,7 +260,7 @@ void collect_outputs(std::vector<State>& states, decode_output& result, const de
 template <class Policy>
 Policy policy_from_settings(const diffusion_settings& settings, std::int32_t model_eos = -1) {
   static_assert(is_decoding_policy<Policy>::value,
-                "the policy is a unmask::decoding_policy<Schedule, Selection, Processor>");
+                "the policy is a unmask::decoding_policy<Schedule, Selection, Processor, Metric, Sampler>");
   Policy policy{};
   if constexpr (std::is_same<typename Policy::schedule_type, count_schedule>::value) policy.schedule = settings.schedule;
   if constexpr (std::is_same<typename Policy::selection_type, selection_rule>::value)
@@ -269,7 +286,8 @@ Policy policy_from_settings(const diffusion_settings& settings, std::int32_t mod
 template <class Backend, class Policy = builtin_policy>
 class diffusion_decoder {
   static_assert(check_decoding_backend<Backend>());
-  static_assert(is_decoding_policy<Policy>::value, "the policy is a unmask::decoding_policy<Schedule, Selection, Processor>");
+  static_assert(is_decoding_policy<Policy>::value,
+                "the policy is a unmask::decoding_policy<Schedule, Selection, Processor, Metric, Sampler>");
 
  public:
   using policy_type = Policy;
@@ -281,8 +299,7 @@ class diffusion_decoder {
   diffusion_decoder(const llada_model& model, diffusion_settings settings, Policy policy, Backend backend = {})
       : model_(model), settings_(settings), policy_(policy), forward_(model, std::move(backend)) {
     policy_.validate();
-    if constexpr (std::is_same<typename Policy::processor_type, token_ban_processor>::value)
-      policy_.processor.validate(model.config().vocab_size);
+    detail::validate_policy_with(policy_, settings_, model.config());
     settings_.validate(policy_.selection.uses_schedule());
     if (settings_.eos_token_id < 0) settings_.eos_token_id = std::int32_t(model.config().eos_token_id);
   }
@@ -549,7 +566,8 @@ class diffusion_decoder {
       choices.resize(std::size_t(count));
       if (hooks.logits || hooks.with_logits) run_logits_hook(hooks, batch, rows, count, states, block);
       choose_tokens_with(forward_.backend(), logits_.data(), count, vocab, settings_.sampling, settings_.confidence,
-                         mask, rng, sites.data(), choices.data(), policy_.processor);
+                         mask, rng, sites.data(), choices.data(),
+                         make_token_rules(policy_.processor, policy_.metric, policy_.sampler));
       std::int64_t row = 0;
       for (std::size_t b = 0; b < batch.size(); ++b) {
         state& st = *batch[b];
@@ -674,7 +692,9 @@ class diffusion_decoder {
             if (final_cleanup) sampling.temperature = 0.0f;  // noise removal: argmax
             const token_choice choice = choose_token(st.block_logits.data() + std::int64_t(r) * vocab, vocab, sampling,
                                                      confidence_metric::max_prob, mask, rng,
-                                                     {st.id, st.rng_step, position}, policy_.processor);
+                                                     {st.id, st.rng_step, position},
+                                                     make_token_rules(policy_.processor, policy_.metric,
+                                                                      policy_.sampler));
             tok = choice.token;
             committed.push_back(std::int32_t(position));
             ++st.out.committed;

@@ -45,7 +45,7 @@ template <class Backend, class Policy = builtin_policy>
 class resident_decoder {
   static_assert(check_resident_backend<Backend>());
   static_assert(is_decoding_policy<Policy>::value,
-                "the policy is a unmask::decoding_policy<Schedule, Selection, Processor>");
+                "the policy is a unmask::decoding_policy<Schedule, Selection, Processor, Metric, Sampler>");
 
  public:
   template <class T>
@@ -61,8 +61,7 @@ class resident_decoder {
   resident_decoder(const llada_model& model, diffusion_settings settings, Policy policy, Backend backend = {})
       : model_(model), settings_(settings), policy_(policy), forward_(model, std::move(backend)) {
     policy_.validate();
-    if constexpr (std::is_same<typename Policy::processor_type, token_ban_processor>::value)
-      policy_.processor.validate(model.config().vocab_size);
+    detail::validate_policy_with(policy_, settings_, model.config());
     settings_.validate(policy_.selection.uses_schedule());
     if (settings_.mode != decode_mode::confidence)
       throw argument_error("resident decoding runs confidence decoding; use diffusion_decoder for ancestral sampling");
@@ -169,7 +168,8 @@ class resident_decoder {
       forward_.run_staged(settings_.attention, logits_.data());
       backend.resident_sites(sequences_.data(), n, length, sites_.data());
       propose_tokens_with(backend, logits_.data(), rows, vocab, settings_.sampling, settings_.confidence, mask,
-                          options.rng, sites_.data(), proposed_.data(), confidence_.data(), policy_.processor);
+                          options.rng, sites_.data(), proposed_.data(), confidence_.data(),
+                          make_token_rules(policy_.processor, policy_.metric, policy_.sampler));
       backend.resident_candidates(sequences_.data(), n, length, steps, canvas, mask, proposed_.data(),
                                   confidence_.data(), positions_.data(), candidate_tokens_.data(),
                                   candidate_confidence_.data(), selection_.data());

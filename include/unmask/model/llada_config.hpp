@@ -42,7 +42,7 @@ struct llada_config {
 
   static llada_config load(const std::string& path) { return from_json(read_json_file(path), path); }
 
-  // GSAI-ML/LLaDA-8B's shape (../shared/SPEC.md section 8).
+  // GSAI-ML/LLaDA-8B's shape (config.json of GSAI-ML/LLaDA-8B-Instruct on Hugging Face).
   static llada_config llada_8b() {
     llada_config c;
     c.d_model = 4096, c.n_heads = 32, c.n_kv_heads = 32, c.n_layers = 32, c.mlp_hidden_size = 12288;

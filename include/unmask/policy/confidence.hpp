@@ -1,7 +1,7 @@
 // unmask/policy/confidence.hpp
 //
 // Confidence metrics: how sure the model is of the token it proposes for a
-// masked position; higher commits first (../shared/SPEC.md section 3).
+// masked position; higher commits first (docs/policies.md, "Confidence metrics").
 //   max_prob     p(x0), LLaDA "low_confidence" remasking (also Dream maskgit_plus)
 //   margin       p(top1) - p(top2), Dream "topk_margin"
 //   neg_entropy  sum_v p_v log p_v, Dream "entropy" (Dream's sign: higher = surer)

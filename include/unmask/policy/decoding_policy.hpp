@@ -29,10 +29,19 @@
 //              (built-in: token_ban_processor, which holds LLaDA's
 //              logits_eos_inf and confidence_eos_eot_inf;
 //              unmask/policy/logits_processor.hpp)
+//   Metric     a candidate's confidence from its row's statistics:
+//              float operator()(const vocab_stats&, float token_logit,
+//              const draw_site&, const counter_rng&) const (built-in: the
+//              enum confidence_metric, whose run-time choice is
+//              diffusion_settings::confidence; unmask/policy/token_rules.hpp)
+//   Sampler    the key each token is chosen by (the largest wins):
+//              float key(float logit, std::int32_t token, const draw_site&,
+//              const counter_rng&) const (built-in: sampling_settings,
+//              read from diffusion_settings::sampling; token_rules.hpp)
 // Members marked UNMASK_HOST_DEVICE run on the CPU and inside the CUDA
 // selection kernel (unmask/cuda/selection.hpp) and vocabulary pass
 // (unmask/cuda/vocab_pass.hpp), which are instantiated for the policy's types; the types are passed to kernels by value, so they must be
-// trivially copyable. decoding_policy<Schedule, Selection, Processor> composes them and
+// trivially copyable. decoding_policy<Schedule, Selection, Processor, Metric, Sampler> composes them and
 // is what diffusion_decoder and resident_decoder take as their second
 // template parameter; the defaults are the built-in types, each holding a
 // run-time choice (the program's flags). docs/extending.md has examples.
@@ -45,6 +54,7 @@
 #include "unmask/core/config.hpp"
 #include "unmask/policy/confidence.hpp"
 #include "unmask/policy/logits_processor.hpp"
+#include "unmask/policy/token_rules.hpp"
 #include "unmask/policy/selection.hpp"
 #include "unmask/random/philox.hpp"
 #include "unmask/schedule/count_schedule.hpp"
@@ -127,23 +137,32 @@ void validate_component(const T& x) {
   if constexpr (detail::has_validate<T>::value) x.validate();
 }
 
-template <class Schedule = count_schedule, class Selection = selection_rule, class Processor = token_ban_processor>
+template <class Schedule = count_schedule, class Selection = selection_rule, class Processor = token_ban_processor,
+          class Metric = confidence_metric, class Sampler = sampling_settings>
 struct decoding_policy {
   static_assert(check_schedule<Schedule>());
   static_assert(check_selection_rule<Selection>());
   static_assert(check_logits_processor<Processor>());
+  static_assert(check_confidence_metric<Metric>());
+  static_assert(check_token_sampler<Sampler>());
   using schedule_type = Schedule;
   using selection_type = Selection;
   using processor_type = Processor;
+  using metric_type = Metric;
+  using sampler_type = Sampler;
 
   Schedule schedule{};
   Selection selection{};
   Processor processor{};
+  Metric metric{};     // the built-in enum is read from diffusion_settings::confidence instead
+  Sampler sampler{};   // the built-in sampling_settings are read from diffusion_settings::sampling instead
 
   void validate() const {
     validate_component(schedule);
     validate_component(selection);
     validate_component(processor);
+    if constexpr (!std::is_same<Metric, confidence_metric>::value) validate_component(metric);
+    if constexpr (!std::is_same<Sampler, sampling_settings>::value) validate_component(sampler);
   }
 };
 
@@ -152,7 +171,7 @@ using builtin_policy = decoding_policy<>;
 
 template <class>
 struct is_decoding_policy : std::false_type {};
-template <class S, class R, class P>
-struct is_decoding_policy<decoding_policy<S, R, P>> : std::true_type {};
+template <class S, class R, class P, class M, class T>
+struct is_decoding_policy<decoding_policy<S, R, P, M, T>> : std::true_type {};
 
 }  // namespace unmask

@@ -4,7 +4,7 @@
 // kuleshov-group/remdm): ancestral sampling that may also remask decoded
 // tokens, so early mistakes can be revised. From time t to s < t, with alpha
 // the probability that a token is unmasked and sigma the remasking rate
-// (../shared/SPEC.md section 6):
+// (docs/policies.md, "ReMDM remasking"):
 //   decoded token: remasked with probability sigma
 //   masked token:  revealed with probability (alpha_s - (1 - sigma) alpha_t) / (1 - alpha_t)
 // with sigma_max = min(1, (1 - alpha_s) / alpha_t) and the strategies

@@ -28,25 +28,12 @@
 #include "unmask/core/error.hpp"
 #include "unmask/policy/confidence.hpp"
 #include "unmask/policy/logits_processor.hpp"
+#include "unmask/policy/sampling_settings.hpp"
+#include "unmask/policy/token_rules.hpp"
 #include "unmask/policy/vocab_stats.hpp"
 #include "unmask/random/philox.hpp"
 
 namespace unmask {
-
-struct sampling_settings {
-  float temperature = 0.0f;
-  std::int32_t top_k = 0;   // 0: off
-  float top_p = 1.0f;       // 1: off
-  bool confidence_on_sampling_distribution = false;  // Dream: true; LLaDA: false
-
-  void validate() const {
-    if (!(temperature >= 0.0f) || !std::isfinite(temperature))
-      throw argument_error(concat("temperature must be >= 0, got ", temperature));
-    if (top_k < 0) throw argument_error(concat("top_k must be >= 0, got ", top_k));
-    if (!(top_p > 0.0f && top_p <= 1.0f)) throw argument_error(concat("top_p must be in (0, 1], got ", top_p));
-  }
-  bool filters() const { return top_k > 0 || top_p < 1.0f; }
-};
 
 struct token_choice {
   std::int32_t token = -1;
@@ -92,13 +79,14 @@ namespace detail {
 // choose_token over two readings of the row: `choice` (the logits the token
 // is chosen by) and `raw` (those of the distribution the confidence is read
 // from unless it is on the sampling distribution); the same array without a
-// logits processor.
-inline token_choice choose_token_rows(const float* choice, const float* raw, std::int64_t vocab,
-                                      const sampling_settings& s, confidence_metric metric,
-                                      std::int32_t excluded_token, const counter_rng& rng, const draw_site& site) {
-  const float uniform = metric == confidence_metric::random
-                            ? rng.uniform(random_purpose::confidence, site.sequence, site.step, site.position, 0)
-                            : 0.0f;
+// logits processor. The confidence is the rules' metric when they carry one
+// (unmask/policy/token_rules.hpp), else `metric`; a sampler the rules carry
+// runs with the settings at their defaults (greedy, no filters), its key
+// taking the logit's place.
+template <class Rules>
+token_choice choose_token_rows(const float* choice, const float* raw, std::int64_t vocab, const sampling_settings& s,
+                               confidence_metric metric, std::int32_t excluded_token, const counter_rng& rng,
+                               const draw_site& site, const Rules& rules) {
   token_choice out;
   const bool sampled = s.temperature > 0.0f;
   if (!sampled && !(s.filters() && s.confidence_on_sampling_distribution)) {
@@ -107,10 +95,13 @@ inline token_choice choose_token_rows(const float* choice, const float* raw, std
     float best = -INFINITY;
     for (std::int64_t v = 0; v < vocab; ++v) {
       stats.push(raw[v], std::int32_t(v));
-      if (v != excluded_token && choice[v] > best) best = choice[v], out.token = std::int32_t(v);
+      if (v == excluded_token) continue;
+      // A sampler of the rules' own gives the key (unmask/policy/token_rules.hpp), else the logit.
+      const float key = rule_choice_key(rules, choice[v], std::int32_t(v), site, rng);
+      if (key > best) best = key, out.token = std::int32_t(v);
     }
     if (out.token < 0) throw argument_error("choose_token: no token has a logit above -inf (NaN or -inf everywhere)");
-    out.confidence = confidence_of(metric, stats, raw[out.token], uniform);
+    out.confidence = rule_confidence(rules, metric, stats, raw[out.token], site, rng);
     return out;
   }
   thread_local std::vector<float> scaled;
@@ -133,10 +124,10 @@ inline token_choice choose_token_rows(const float* choice, const float* raw, std
   if (s.confidence_on_sampling_distribution) {
     for (std::int64_t v = 0; v < vocab; ++v)
       if (kept[std::size_t(v)]) stats.push(scaled[std::size_t(v)], std::int32_t(v));
-    out.confidence = confidence_of(metric, stats, scaled[std::size_t(out.token)], uniform);
+    out.confidence = rule_confidence(rules, metric, stats, scaled[std::size_t(out.token)], site, rng);
   } else {
     for (std::int64_t v = 0; v < vocab; ++v) stats.push(raw[v], std::int32_t(v));
-    out.confidence = confidence_of(metric, stats, raw[out.token], uniform);
+    out.confidence = rule_confidence(rules, metric, stats, raw[out.token], site, rng);
   }
   return out;
 }
@@ -145,13 +136,14 @@ inline token_choice choose_token_rows(const float* choice, const float* raw, std
 
 // Chooses the token of one row of logits (vocab) and its confidence, with
 // the logits processor applied to both readings of the row
-// (unmask/policy/logits_processor.hpp).
+// (unmask/policy/logits_processor.hpp); `processor` may be token_rules,
+// which also carry a confidence metric of one's own.
 template <class Processor = no_logits_processor>
 token_choice choose_token(const float* logits, std::int64_t vocab, const sampling_settings& s,
                           confidence_metric metric, std::int32_t excluded_token, const counter_rng& rng,
                           const draw_site& site, const Processor& processor = {}) {
   if (!processor_active(processor))
-    return detail::choose_token_rows(logits, logits, vocab, s, metric, excluded_token, rng, site);
+    return detail::choose_token_rows(logits, logits, vocab, s, metric, excluded_token, rng, site, processor);
   thread_local std::vector<float> choice, raw;
   choice.resize(std::size_t(vocab));
   raw.resize(std::size_t(vocab));
@@ -159,7 +151,7 @@ token_choice choose_token(const float* logits, std::int64_t vocab, const samplin
     choice[std::size_t(v)] = processed_choice_logit(processor, logits[v], std::int32_t(v), site);
     raw[std::size_t(v)] = processed_confidence_logit(processor, logits[v], std::int32_t(v), site);
   }
-  return detail::choose_token_rows(choice.data(), raw.data(), vocab, s, metric, excluded_token, rng, site);
+  return detail::choose_token_rows(choice.data(), raw.data(), vocab, s, metric, excluded_token, rng, site, processor);
 }
 
 }  // namespace unmask

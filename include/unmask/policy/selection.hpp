@@ -3,7 +3,7 @@
 // Selection rules: how many of a sequence's candidates (the masked positions
 // of the current block) to commit this step. Each rule sees the candidates'
 // scores sorted in descending order, s_0 >= s_1 >= ... >= s_{M-1}, and always
-// commits a prefix of that order (../shared/SPEC.md section 4):
+// commits a prefix of that order (docs/policies.md, "Selection rules"):
 //   top_k            the schedule's count k (LLaDA, Dream)
 //   threshold        1 + #{i >= 1 : s_i >= tau}: the best always, then every
 //                    other score >= tau (Fast-dLLM, NVlabs/Fast-dLLM generate.py)

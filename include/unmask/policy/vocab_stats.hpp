@@ -1,8 +1,8 @@
 // unmask/policy/vocab_stats.hpp
 //
 // Everything the confidence metrics need from one row of logits, gathered in
-// a single pass without materialising the softmax (../shared/SPEC.md section
-// 3): the running maximum m, s = sum e^(l - m), u = sum e^(l - m) (l - m), the
+// a single pass without materialising the softmax (the online softmax of
+// Milakov and Gimelshein 2018, arXiv 1805.02867): the running maximum m, s = sum e^(l - m), u = sum e^(l - m) (l - m), the
 // best and second-best logits, and the argmax (first index on ties, as
 // torch.argmax). When the maximum grows from m to m', s and u are rescaled:
 //   s' = s e^(m - m'),   u' = e^(m - m') (u + (m - m') s).

@@ -3,7 +3,7 @@
 // How many tokens a step commits, for the selection rules that take a count
 // (top-k, stochastic). With S steps for a block (or the whole generation when
 // there is one block), step i in [0, S), M0 masks at the block's start and M
-// masks now (../shared/SPEC.md section 2):
+// masks now (docs/policies.md, "Count schedules"):
 //   llada_even   base = M0 / S; the first M0 % S steps commit base + 1, the
 //                rest base (GSAI-ML/LLaDA generate.py, get_num_transfer_tokens)
 //   dream        t = linspace(1, eps, S + 1) in float32 as torch computes it,

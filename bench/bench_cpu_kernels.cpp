@@ -23,6 +23,7 @@
 
 #include "bench/ceilings.hpp"
 #include "unmask/cpu/attention.hpp"
+#include "unmask/cpu/choose.hpp"
 #include "unmask/cpu/embedding.hpp"
 #include "unmask/cpu/matmul.hpp"
 #include "unmask/cpu/parallel.hpp"
@@ -258,6 +259,35 @@ void embedding_benchmark(benchmark::State& state, cpu::isa_level level, int thre
   elementwise_counters(state, double(rows * dim) * 6, 0.0, threads);
 }
 
+// The token choice of `rows` candidate rows of LLaDA's 126,464-token
+// vocabulary (greedy, max_prob): built in, with LLaDA's logits_eos_inf and
+// confidence_eos_eot_inf (an active logits processor), and with a confidence
+// metric of one's own (log p). Ceiling: L3-resident reads of the rows.
+struct log_probability_metric {
+  float operator()(const vocab_stats& stats, float token_logit, const draw_site&, const counter_rng&) const {
+    return token_logit - stats.log_sum_exp();
+  }
+};
+
+template <class Rules>
+void choose_benchmark(benchmark::State& state, cpu::isa_level level, int threads, Rules rules) {
+  set_threads(threads);
+  const std::int64_t rows = 32, vocab = 126464;
+  const std::vector<float> logits = random_f32(std::size_t(rows * vocab), 12);
+  std::vector<draw_site> sites;
+  for (std::int64_t r = 0; r < rows; ++r) sites.push_back({0, 0, std::uint32_t(r)});
+  std::vector<token_choice> out(static_cast<std::size_t>(rows));
+  {
+    cpu_timer timer{state};
+    for (auto _ : state) {
+      cpu::choose_tokens(logits.data(), rows, vocab, {}, confidence_metric::max_prob, 126336, counter_rng{},
+                         sites.data(), out.data(), level, rules);
+      benchmark::DoNotOptimize(out.data());
+    }
+  }
+  elementwise_counters(state, double(rows * vocab * 4), 0.0, threads);
+}
+
 std::vector<cpu::isa_level> levels() {
   std::vector<cpu::isa_level> out;
   for (cpu::isa_level l : {cpu::isa_level::portable, cpu::isa_level::avx2, cpu::isa_level::avx512, cpu::isa_level::avx512_bf16})
@@ -322,6 +352,17 @@ void register_all(bool quick) {
     benchmark::RegisterBenchmark(("rope" + suffix + "/256x16x128").c_str(), rope_benchmark, fp32_best, t)
         ->Unit(benchmark::kMicrosecond)->UseRealTime();
     benchmark::RegisterBenchmark(("embedding" + suffix + "/256x2048").c_str(), embedding_benchmark, fp32_best, t)
+        ->Unit(benchmark::kMicrosecond)->UseRealTime();
+    benchmark::RegisterBenchmark(("choose" + suffix + "/builtin/32x126464").c_str(),
+                                 choose_benchmark<no_logits_processor>, fp32_best, t, no_logits_processor{})
+        ->Unit(benchmark::kMicrosecond)->UseRealTime();
+    benchmark::RegisterBenchmark(("choose" + suffix + "/llada_eos_eot_inf/32x126464").c_str(),
+                                 choose_benchmark<token_ban_processor>, fp32_best, t,
+                                 token_ban_processor::llada(true, true, 126081, 126348))
+        ->Unit(benchmark::kMicrosecond)->UseRealTime();
+    benchmark::RegisterBenchmark(("choose" + suffix + "/log_p_metric/32x126464").c_str(),
+                                 choose_benchmark<token_rules<no_logits_processor, log_probability_metric>>, fp32_best,
+                                 t, token_rules<no_logits_processor, log_probability_metric>{})
         ->Unit(benchmark::kMicrosecond)->UseRealTime();
   }
 #if defined(UNMASK_BENCH_OPENBLAS)

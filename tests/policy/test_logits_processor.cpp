@@ -163,15 +163,22 @@ TEST(LogitsProcessor, TheCpuBatchPathAgreesWithTheReference) {
   std::vector<draw_site> sites;
   for (std::int64_t r = 0; r < rows; ++r) sites.push_back({2, 5, std::uint32_t(r * 3)});
   const token_ban_processor p = token_ban_processor::llada(true, true, 17, 40);
-  std::vector<token_choice> out(static_cast<std::size_t>(rows));
-  cpu::choose_tokens(logits.data(), rows, vocab, {}, confidence_metric::margin, 0, counter_rng{1}, sites.data(),
-                     out.data(), cpu::detected_isa(), p);
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const token_choice want = choose_token(logits.data() + r * vocab, vocab, {}, confidence_metric::margin, 0,
-                                           counter_rng{1}, sites[std::size_t(r)], p);
-    EXPECT_EQ(out[std::size_t(r)].token, want.token);
-    EXPECT_EQ(out[std::size_t(r)].confidence, want.confidence);
-    EXPECT_NE(out[std::size_t(r)].token, 17);
+  for (cpu::isa_level level : {cpu::isa_level::portable, cpu::isa_level::avx2, cpu::isa_level::avx512}) {
+    if (level > cpu::detected_isa()) continue;
+    for (confidence_metric metric : {confidence_metric::max_prob, confidence_metric::margin,
+                                     confidence_metric::neg_entropy}) {
+      std::vector<token_choice> out(static_cast<std::size_t>(rows));
+      cpu::choose_tokens(logits.data(), rows, vocab, {}, metric, 0, counter_rng{1}, sites.data(), out.data(), level, p);
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const token_choice want =
+            choose_token(logits.data() + r * vocab, vocab, {}, metric, 0, counter_rng{1}, sites[std::size_t(r)], p);
+        EXPECT_EQ(out[std::size_t(r)].token, want.token) << cpu::isa_name(level);
+        // The vectorised sums round in another order than the reference's.
+        EXPECT_NEAR(out[std::size_t(r)].confidence, want.confidence, 1e-5 * std::fabs(want.confidence) + 1e-6)
+            << cpu::isa_name(level) << " " << to_string(metric);
+        EXPECT_NE(out[std::size_t(r)].token, 17);
+      }
+    }
   }
 }
 

@@ -4,11 +4,14 @@
 // (unmask/policy/sampling.hpp) for every row, in parallel over rows, with the
 // greedy case (temperature 0, the confidence on the raw logits: the default
 // of every decoder) taking the vectorised statistics pass
-// (unmask/cpu/kernels/vocab.inl) instead of the serial reference. The token is
+// (unmask/cpu/kernels/vocab.inl) instead of the serial reference; with an
+// active logits processor, the pass runs over the two readings of the row
+// the processor writes (unmask/policy/logits_processor.hpp). The token is
 // the same (argmax and ties are exact); confidences agree to rounding.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "unmask/core/error.hpp"
 #include "unmask/cpu/isa.hpp"
@@ -35,19 +38,46 @@ token_choice choose_greedy(const float* logits, std::int64_t vocab, confidence_m
   return out;
 }
 
+// The greedy choice with an active logits processor: the row's two readings
+// written once, then the vectorised passes: the argmax of the choice
+// reading (maxima only) and the statistics of the raw one.
+template <class Rules>
+token_choice choose_greedy_processed(const float* logits, std::int64_t vocab, confidence_metric metric,
+                                     std::int32_t excluded, const counter_rng& rng, const draw_site& site,
+                                     isa_level level, const Rules& rules) {
+  thread_local std::vector<float> choice_row, raw_row;
+  choice_row.resize(std::size_t(vocab));
+  raw_row.resize(std::size_t(vocab));
+  float* const choice = choice_row.data();  // no thread-local lookup in the loop
+  float* const raw = raw_row.data();
+  rewrite_rows(rules, logits, choice, raw, vocab, site);
+  vocab_stats stats;
+  token_choice out;
+  std::int32_t raw_best = -1;
+  UNMASK_ISA_DISPATCH(level, out.token = isa::row_best_token<isa::ops>(choice, vocab, excluded));
+  if (out.token < 0) throw argument_error("choose_token: no token has a logit above -inf (NaN or -inf everywhere)");
+  UNMASK_ISA_DISPATCH(level, isa::vocab_row_stats<isa::ops>(raw, vocab, excluded, stats, raw_best));
+  out.confidence = rule_confidence(rules, metric, stats, raw[out.token], site, rng);
+  return out;
+}
+
 // out[i] = the choice for logits row i (count rows of vocab), i < count,
-// with the logits processor applied (an active processor takes the serial
-// reference, which applies it element by element) and, when `processor` is
-// token_rules, their confidence metric.
+// with the logits processor applied and, when `processor` is token_rules,
+// their confidence metric and sampler. Greedy choices take the vectorised
+// passes (with an active processor, over the two readings it writes); the
+// rest, and a sampler of one's own, the serial reference.
 template <class Processor = no_logits_processor>
 void choose_tokens(const float* logits, std::int64_t count, std::int64_t vocab, const sampling_settings& s,
                    confidence_metric metric, std::int32_t excluded, const counter_rng& rng, const draw_site* sites,
                    token_choice* out, isa_level level, const Processor& processor = {}) {
   const bool greedy = !(s.temperature > 0.0f) && !(s.filters() && s.confidence_on_sampling_distribution) &&
-                      !processor_active(processor);
+                      !::unmask::detail::has_choice_key<Processor>::value;
+  const bool processed = processor_active(processor);
   parallel_for(0, count, [&](std::int64_t i) {
-    out[i] = greedy ? choose_greedy(logits + i * vocab, vocab, metric, excluded, rng, sites[i], level, processor)
-                    : choose_token(logits + i * vocab, vocab, s, metric, excluded, rng, sites[i], processor);
+    const float* row = logits + i * vocab;
+    if (!greedy) out[i] = choose_token(row, vocab, s, metric, excluded, rng, sites[i], processor);
+    else if (processed) out[i] = choose_greedy_processed(row, vocab, metric, excluded, rng, sites[i], level, processor);
+    else out[i] = choose_greedy(row, vocab, metric, excluded, rng, sites[i], level, processor);
   }, 8 * vocab);
 }
 

@@ -20,7 +20,11 @@
 // applies it at both. `site` is the row's draw site (sequence id, its step,
 // the canvas position), so a processor can depend on where it is. Optional:
 // bool active() const (false: the processor is the identity this run and the
-// backends take their unprocessed fast paths) and void validate() const. The
+// backends take their unprocessed fast paths), void validate() const, and,
+// for the CPU, void rewrite_rows(logits, choice, raw, vocab, site) const,
+// which writes both readings of a whole row at once (a sparse processor
+// copies the row and patches a few entries instead of calling the element
+// functions vocab times). The
 // members are UNMASK_HOST_DEVICE to run inside the CUDA pass too, and the
 // type is passed to kernels by value (trivially copyable).
 //
@@ -39,6 +43,7 @@
 //                        its last use, so it changes nothing).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -107,6 +112,15 @@ struct token_ban_processor {
       if (token == banned[i]) return -INFINITY;
     return logit;
   }
+  // Both readings of a row: copies with the bans patched in.
+  void rewrite_rows(const float* logits, float* choice, float* raw, std::int64_t vocab, const draw_site&) const {
+    std::copy(logits, logits + vocab, choice);
+    for (int i = 0; i < banned_count; ++i)
+      if (banned[i] < vocab) choice[banned[i]] = -INFINITY;
+    std::copy(choice, choice + vocab, raw);
+    for (int i = 0; i < confidence_banned_count; ++i)
+      if (confidence_banned[i] < vocab) raw[confidence_banned[i]] = -INFINITY;
+  }
   UNMASK_HOST_DEVICE float confidence_logit(float logit, std::int32_t token, const draw_site& site) const {
     for (int i = 0; i < confidence_banned_count; ++i)
       if (token == confidence_banned[i]) return -INFINITY;
@@ -134,6 +148,13 @@ template <class P>
 struct has_logit_call<P, std::void_t<decltype(float(std::declval<const P&>()(0.0f, std::int32_t(0),
                                                                                std::declval<const draw_site&>())))>>
     : std::true_type {};
+
+template <class, class = void>
+struct has_rewrite_rows : std::false_type {};
+template <class P>
+struct has_rewrite_rows<P, std::void_t<decltype(std::declval<const P&>().rewrite_rows(
+                               std::declval<const float*>(), std::declval<float*>(), std::declval<float*>(),
+                               std::int64_t(0), std::declval<const draw_site&>()))>> : std::true_type {};
 
 template <class, class = void>
 struct has_active : std::false_type {};
@@ -171,6 +192,20 @@ UNMASK_HOST_DEVICE float processed_confidence_logit(const Processor& p, float lo
   else if constexpr (detail::has_logit_call<Processor>::value && !detail::has_choice_logit<Processor>::value)
     return p(logit, token, site);
   else return (void)p, (void)token, (void)site, logit;
+}
+
+// Writes the choice and raw readings of one row (vocab) of logits.
+template <class Processor>
+void rewrite_rows(const Processor& p, const float* logits, float* choice, float* raw, std::int64_t vocab,
+                  const draw_site& site) {
+  if constexpr (detail::has_rewrite_rows<Processor>::value) {
+    p.rewrite_rows(logits, choice, raw, vocab, site);
+  } else {
+    for (std::int64_t v = 0; v < vocab; ++v) {
+      choice[v] = processed_choice_logit(p, logits[v], std::int32_t(v), site);
+      raw[v] = processed_confidence_logit(p, logits[v], std::int32_t(v), site);
+    }
+  }
 }
 
 // Whether the processor changes anything this run (its active(), else true).

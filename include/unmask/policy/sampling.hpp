@@ -147,10 +147,7 @@ token_choice choose_token(const float* logits, std::int64_t vocab, const samplin
   thread_local std::vector<float> choice, raw;
   choice.resize(std::size_t(vocab));
   raw.resize(std::size_t(vocab));
-  for (std::int64_t v = 0; v < vocab; ++v) {
-    choice[std::size_t(v)] = processed_choice_logit(processor, logits[v], std::int32_t(v), site);
-    raw[std::size_t(v)] = processed_confidence_logit(processor, logits[v], std::int32_t(v), site);
-  }
+  rewrite_rows(processor, logits, choice.data(), raw.data(), vocab, site);
   return detail::choose_token_rows(choice.data(), raw.data(), vocab, s, metric, excluded_token, rng, site, processor);
 }
 

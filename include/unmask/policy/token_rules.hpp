@@ -123,6 +123,9 @@ struct token_rules {
   UNMASK_HOST_DEVICE float confidence_logit(float l, std::int32_t v, const draw_site& site) const {
     return processed_confidence_logit(processor, l, v, site);
   }
+  void rewrite_rows(const float* logits, float* choice, float* raw, std::int64_t vocab, const draw_site& site) const {
+    ::unmask::rewrite_rows(processor, logits, choice, raw, vocab, site);
+  }
   // A sampler of one's own needs the element-by-element path on the CPU.
   UNMASK_HOST_DEVICE bool active() const { return own_sampler || processor_active(processor); }
   template <bool Own = own_metric, std::enable_if_t<Own, int> = 0>

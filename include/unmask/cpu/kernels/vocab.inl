@@ -30,6 +30,33 @@ inline std::int64_t first_index_of(const float* x, std::int64_t n, float value, 
   return -1;
 }
 
+// The maximum of a row, its first index, the runner-up (the largest value
+// once that first maximum is taken out) and the best token other than
+// `excluded` (-1 when no logit is above -inf); false when no logit is.
+template <class Ops>
+bool row_top(const float* logits, std::int64_t vocab, std::int32_t excluded, float& top, std::int64_t& at,
+             float& second, std::int32_t& best_token) {
+  constexpr float neg_inf = -std::numeric_limits<float>::infinity();
+  best_token = -1;
+  top = row_max<Ops>(logits, 0, vocab);
+  if (!(top > neg_inf)) return false;
+  at = first_index_of(logits, vocab, top);
+  second = std::max(row_max<Ops>(logits, 0, at), row_max<Ops>(logits, at + 1, vocab));
+  if (at != excluded) best_token = std::int32_t(at);
+  else if (second > neg_inf) best_token = std::int32_t(first_index_of(logits, vocab, second, excluded));
+  return true;
+}
+
+// The best token other than `excluded` alone (-1 when no logit is above -inf).
+template <class Ops>
+std::int32_t row_best_token(const float* logits, std::int64_t vocab, std::int32_t excluded) {
+  float top = 0.0f, second = 0.0f;
+  std::int64_t at = 0;
+  std::int32_t best = -1;
+  row_top<Ops>(logits, vocab, excluded, top, at, second, best);
+  return best;
+}
+
 // Stats of one row of logits, and the best token other than `excluded`
 // (-1 when no logit is above -inf).
 template <class Ops>
@@ -38,20 +65,10 @@ void vocab_row_stats(const float* logits, std::int64_t vocab, std::int32_t exclu
   using vf = typename Ops::vf;
   using vi = typename Ops::vi;
   constexpr int L = Ops::lanes;
-  constexpr float neg_inf = -std::numeric_limits<float>::infinity();
   stats = vocab_stats{};
-  best_token = -1;
-  const float top = row_max<Ops>(logits, 0, vocab);
-  if (!(top > neg_inf)) return;
-  const std::int64_t at = first_index_of(logits, vocab, top);
-  // Runner-up: the largest value once the first maximum is taken out.
-  const float second = std::max(row_max<Ops>(logits, 0, at), row_max<Ops>(logits, at + 1, vocab));
-  if (at != excluded) {
-    best_token = std::int32_t(at);
-  } else {
-    const float rest = second;  // the best once the excluded (first) maximum is out
-    if (rest > neg_inf) best_token = std::int32_t(first_index_of(logits, vocab, rest, excluded));
-  }
+  float top = 0.0f, second = 0.0f;
+  std::int64_t at = 0;
+  if (!row_top<Ops>(logits, vocab, excluded, top, at, second, best_token)) return;
   // sum e^d and sum e^d d, d = l - max; lanes past the row count as zero. In
   // the second sum d is clamped at -104, where e^d is already 0, so a -inf
   // logit adds 0 (not 0 * -inf).

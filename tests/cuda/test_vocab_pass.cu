@@ -1359,7 +1359,7 @@ void check_processor_emulation(const MakeProcessor& make, std::int64_t vocab, st
                                                                              cuda::vocab_cut::all(), false, processor));
             all.merge(chunk);
           }
-          cuda::detail::finish_row(all, true, p, i);
+          cuda::detail::finish_row(all, true, p, i, processor);
           const token_choice want = choose_token(base, vocab, s, metric, c.excluded, rng, site, processor);
           EXPECT_EQ(tokens[std::size_t(i)], want.token) << "row " << i;
           // The entropy cancels: its error is relative to the log-sum-exp, about log(vocab).

@@ -466,9 +466,10 @@ TEST(CudaVocabPassHost, FiltersNeedTheirCutsInTheWorkspace) {
 // merges as the kernels do (in thread order instead of cub's tree).
 // Filtered (filter.cuts non-null): within the cuts already there, the
 // statistics of the kept tokens only with stats_on_kept.
-template <class T>
+template <class T, class Processor = no_logits_processor>
 void emulate_vocab_pass(const T* logits, const cuda::vocab_pass_params& p, const cuda::vocab_pass_plan& plan,
-                        bool is_sampled, const cuda::vocab_filter_params& filter = {}, bool stats_on_kept = false) {
+                        bool is_sampled, const cuda::vocab_filter_params& filter = {}, bool stats_on_kept = false,
+                        const Processor& processor = {}) {
   const bool filtered = filter.cuts != nullptr;
   constexpr int block = cuda::vocab_pass_block;
   for (std::int32_t i = 0; i < p.count; ++i) {
@@ -483,18 +484,20 @@ void emulate_vocab_pass(const T* logits, const cuda::vocab_pass_params& p, const
         const draw_site site = cuda::detail::site_of(p, i);
         if (filtered) {
           const cuda::vocab_cut cut = filter.cuts[i];
-          chunk.merge(is_sampled
-                          ? cuda::detail::scan_vocab<block, true, true>(base, begin, end, t, p, site, cut, stats_on_kept)
-                          : cuda::detail::scan_vocab<block, false, true>(base, begin, end, t, p, site, cut,
-                                                                         stats_on_kept));
+          chunk.merge(is_sampled ? cuda::detail::scan_vocab<block, true, true>(base, begin, end, t, p, site, cut,
+                                                                               stats_on_kept, processor)
+                                 : cuda::detail::scan_vocab<block, false, true>(base, begin, end, t, p, site, cut,
+                                                                                stats_on_kept, processor));
         } else {
-          chunk.merge(is_sampled ? cuda::detail::scan_vocab<block, true>(base, begin, end, t, p, site)
-                                 : cuda::detail::scan_vocab<block, false>(base, begin, end, t, p, site));
+          chunk.merge(is_sampled ? cuda::detail::scan_vocab<block, true>(base, begin, end, t, p, site,
+                                                                        cuda::vocab_cut::all(), false, processor)
+                                 : cuda::detail::scan_vocab<block, false>(base, begin, end, t, p, site,
+                                                                         cuda::vocab_cut::all(), false, processor));
         }
       }
       all.merge(chunk);
     }
-    cuda::detail::finish_row(all, valid, p, i);
+    cuda::detail::finish_row(all, valid, p, i, processor);
   }
 }
 
@@ -1331,7 +1334,6 @@ void check_processor_emulation(const MakeProcessor& make, std::int64_t vocab, st
   std::vector<float> confidence(5);
   std::vector<unsigned char> workspace(cuda::vocab_pass_workspace_bytes(5, vocab, vocab_pass_variant::split) + 16);
   void* aligned = workspace.data() + (16 - reinterpret_cast<std::uintptr_t>(workspace.data()) % 16) % 16;
-  constexpr int block = cuda::vocab_pass_block;
   for (const sampling_settings& s : processor_settings()) {
     for (confidence_metric metric : all_metrics) {
       for (vocab_pass_variant variant : {vocab_pass_variant::single_block, vocab_pass_variant::split}) {
@@ -1345,21 +1347,10 @@ void check_processor_emulation(const MakeProcessor& make, std::int64_t vocab, st
                                            tokens.data(), confidence.data(), aligned, workspace.size() - 16, p, plan,
                                            filter),
                   cudaSuccess);
+        emulate_vocab_pass(c.logits.data(), p, plan, sampled(s), {}, false, processor);
         for (std::int32_t i = 0; i < 5; ++i) {
           const float* base = c.logits.data() + std::int64_t(c.rows[std::size_t(i)]) * vocab;
           const draw_site site = c.sites[std::size_t(i)];
-          cuda::vocab_partial all;
-          for (std::int64_t k = 0; k < plan.splits; ++k) {
-            const std::int64_t begin = k * plan.chunk, end = std::min(vocab, begin + plan.chunk);
-            cuda::vocab_partial chunk;
-            for (int t = 0; t < block; ++t)
-              chunk.merge(sampled(s) ? cuda::detail::scan_vocab<block, true>(base, begin, end, t, p, site,
-                                                                            cuda::vocab_cut::all(), false, processor)
-                                     : cuda::detail::scan_vocab<block, false>(base, begin, end, t, p, site,
-                                                                             cuda::vocab_cut::all(), false, processor));
-            all.merge(chunk);
-          }
-          cuda::detail::finish_row(all, true, p, i, processor);
           const token_choice want = choose_token(base, vocab, s, metric, c.excluded, rng, site, processor);
           EXPECT_EQ(tokens[std::size_t(i)], want.token) << "row " << i;
           // The entropy cancels: its error is relative to the log-sum-exp, about log(vocab).
@@ -1475,7 +1466,6 @@ TEST(CudaVocabPass, ProcessorsMatchChooseToken) {
 using gumbel_rules = token_rules<no_logits_processor, confidence_metric, test::tempered_gumbel>;
 
 TEST(CudaVocabPassHost, SamplerEmulationMatchesChooseToken) {
-  constexpr int block = cuda::vocab_pass_block;
   const gumbel_rules rules{{}, {}, {0.7f}};
   for (std::int64_t vocab : {7, 1001, 20000}) {
     const logits_case<float> c = make_case<float>(vocab, 4, 5, 71);
@@ -1493,19 +1483,10 @@ TEST(CudaVocabPassHost, SamplerEmulationMatchesChooseToken) {
       ASSERT_EQ(cuda::prepare_vocab_pass(c.logits.data(), 4, vocab, c.rows.data(), 5, c.sites.data(), o, tokens.data(),
                                          confidence.data(), aligned, workspace.size() - 16, p, plan, filter),
                 cudaSuccess);
+      emulate_vocab_pass(c.logits.data(), p, plan, false, {}, false, rules);
       for (std::int32_t i = 0; i < 5; ++i) {
         const float* base = c.logits.data() + std::int64_t(c.rows[std::size_t(i)]) * vocab;
         const draw_site site = c.sites[std::size_t(i)];
-        cuda::vocab_partial all;
-        for (std::int64_t k = 0; k < plan.splits; ++k) {
-          const std::int64_t begin = k * plan.chunk, end = std::min(vocab, begin + plan.chunk);
-          cuda::vocab_partial chunk;
-          for (int t = 0; t < block; ++t)
-            chunk.merge(cuda::detail::scan_vocab<block, false>(base, begin, end, t, p, site, cuda::vocab_cut::all(),
-                                                               false, rules));
-          all.merge(chunk);
-        }
-        cuda::detail::finish_row(all, true, p, i, rules);
         const token_choice want = choose_token(base, vocab, {}, confidence_metric::max_prob, c.excluded, rng, site,
                                                rules);
         const token_choice builtin = choose_token(base, vocab, {0.7f, 0, 1.0f, false}, confidence_metric::max_prob,

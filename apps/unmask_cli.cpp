@@ -169,7 +169,7 @@ struct run_figures {
 
 template <class Backend>
 run_figures run_diffusion(const generate_options& o, const std::string& dir, const std::string& tokenizer_path) {
-  const unmask::llada_model model = unmask::llada_model::load(dir);
+  const unmask::transformer_model model = unmask::transformer_model::load(dir);
   const unmask::bpe_tokenizer tok = unmask::bpe_tokenizer::load(tokenizer_path);
   const auto& c = model.config();
   const std::vector<std::int32_t> prompt = tok.encode(o.prompt);
@@ -216,7 +216,7 @@ run_figures run_diffusion(const generate_options& o, const std::string& dir, con
 
 template <class Backend>
 run_figures run_ar(const generate_options& o, const std::string& dir, const std::string& tokenizer_path) {
-  const unmask::llada_model model = unmask::llada_model::load(dir);
+  const unmask::transformer_model model = unmask::transformer_model::load(dir);
   const unmask::bpe_tokenizer tok = unmask::bpe_tokenizer::load(tokenizer_path);
   unmask::ar_settings s;
   s.max_new_tokens = o.gen_length;
@@ -305,21 +305,31 @@ double peak_rss_mib() {
 
 int info(const std::string& dir_flag, const std::string& isa, const std::string& compute) {
   const std::string dir = dir_flag.empty() ? embedded_model("tiny-llada") : dir_flag;
-  const unmask::llada_model model = unmask::llada_model::load(dir);
+  const unmask::transformer_model model = unmask::transformer_model::load(dir);
   const auto& c = model.config();
   std::printf("model                %s\n", dir.c_str());
+  std::printf("family               %s (%s tensor layout)\n", c.family.c_str(),
+              c.layout == unmask::tensor_layout::llada ? "LLaDA" : "Qwen");
+  std::printf("objective            %s\n", unmask::to_string(c.objective));
+  if (c.attention == unmask::trained_attention::block_causal)
+    std::printf("attention            block-causal, blocks of %lld\n", (long long)c.attention_block);
+  else
+    std::printf("attention            %s\n", unmask::to_string(c.attention));
+  std::printf("logits               %s\n", c.shifted_logits ? "shifted (position i from the output at i-1)"
+                                                              : "position i from the output at i");
+  std::printf("q/k/v bias, q/k norm %s, %s\n", c.qkv_bias ? "yes" : "no", c.qk_norm ? "yes" : "no");
   std::printf("layers               %lld\n", (long long)c.n_layers);
   std::printf("d_model              %lld\n", (long long)c.d_model);
-  std::printf("heads / kv heads     %lld / %lld (head_dim %lld)\n", (long long)c.n_heads, (long long)c.n_kv_heads, (long long)c.head_dim());
+  std::printf("heads / kv heads     %lld / %lld (head_dim %lld)\n", (long long)c.n_heads, (long long)c.n_kv_heads, (long long)c.head_dim);
   std::printf("mlp_hidden_size      %lld\n", (long long)c.mlp_hidden_size);
   std::printf("vocab / embedding    %lld / %lld\n", (long long)c.vocab_size, (long long)c.embedding_size);
   std::printf("rope_theta           %g\n", c.rope_theta);
   std::printf("rms_norm_eps         %g\n", c.rms_norm_eps);
   std::printf("max_sequence_length  %lld\n", (long long)c.max_sequence_length);
   std::printf("mask / eos token     %lld / %lld\n", (long long)c.mask_token_id, (long long)c.eos_token_id);
-  std::printf("weight_tying         %s\n", c.weight_tying ? "true" : "false");
+  std::printf("tied head            %s\n", c.tied_head ? "yes" : "no");
   std::printf("weights              %zu tensors, %.2f MB (%s)\n", model.tensors().names().size(),
-              double(model.weights().bytes()) / 1e6, unmask::dtype_name(model.weights().wte.type));
+              double(model.weights().bytes()) / 1e6, unmask::dtype_name(model.weights().embedding.type));
   const fs::path tokenizer = fs::path(dir) / "tokenizer.json";
   if (fs::exists(tokenizer))
     std::printf("tokenizer            %s (%lld entries)\n", tokenizer.c_str(),
@@ -330,9 +340,9 @@ int info(const std::string& dir_flag, const std::string& isa, const std::string&
   std::printf("cpu engine           %s (detected %s), %s GEMMs, %d threads\n", unmask::cpu::isa_name(cpu.isa()),
               unmask::cpu::isa_name(unmask::cpu::detected_isa()), unmask::cpu::compute_mode_name(cpu.compute()),
               unmask::cpu::thread_count());
-  const unmask::llada_weights& w = model.weights();
-  double in_place = double(w.wte.bytes() + w.ln_f.bytes());  // the embedding is gathered, the norms read as stored
-  for (const auto& l : w.layers) in_place += double(l.attn_norm.bytes() + l.ff_norm.bytes());
+  const unmask::transformer_weights& w = model.weights();
+  double in_place = double(w.embedding.bytes() + w.final_norm.bytes());  // the embedding is gathered, the norms read as stored
+  for (const auto& l : w.layers) in_place += double(l.attn_norm.bytes() + l.mlp_norm.bytes());
   const double packed = double(cpu.packed()->bytes());
   std::printf("resident weights     %.2f MB (%.2f MB packed projections and head, %.2f MB read in place)\n",
               (packed + in_place) / 1e6, packed / 1e6, in_place / 1e6);

@@ -132,19 +132,19 @@ struct model_figures {
   double streamed_bytes = 0;  // bytes a one-token forward reads: GEMM weights and norms, not the embedding table
 };
 
-model_figures figures_of(const unmask::llada_model& m, bool bf16_on_device) {
-  const unmask::llada_weights& w = m.weights();
-  const unmask::llada_config& c = m.config();
+model_figures figures_of(const unmask::transformer_model& m, bool bf16_on_device) {
+  const unmask::transformer_weights& w = m.weights();
+  const unmask::transformer_config& c = m.config();
   model_figures f;
   auto bytes = [&](const unmask::tensor_ref& t, std::int64_t numel) {
     return double(numel) * (bf16_on_device ? 2.0 : double(unmask::dtype_size(t.type)));
   };
   const std::int64_t head_params = c.vocab_size * c.d_model;
   f.gemm_params += double(head_params);
-  f.streamed_bytes += bytes(w.head, head_params) + bytes(w.ln_f, w.ln_f.shape.numel());
+  f.streamed_bytes += bytes(w.head, head_params) + bytes(w.final_norm, w.final_norm.shape.numel());
   for (const auto& l : w.layers)
-    for (const unmask::tensor_ref* t : {&l.q_proj, &l.k_proj, &l.v_proj, &l.attn_out, &l.ff_proj, &l.up_proj, &l.ff_out,
-                                        &l.attn_norm, &l.ff_norm}) {
+    for (const unmask::tensor_ref* t : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj,
+                                        &l.attn_norm, &l.mlp_norm}) {
       const bool norm = t->shape.rank == 1;
       if (!norm) f.gemm_params += double(t->shape.numel());
       f.streamed_bytes += bytes(*t, t->shape.numel());
@@ -242,24 +242,24 @@ int main(int argc, char** argv) {
     if (threads > 0) unmask::cpu::set_thread_count(threads);
     const std::vector<int> forward_sizes = forward_rows.empty() ? std::vector<int>{} : parse_rows(forward_rows);
     if (smoke) gen_length = std::min(gen_length, 32), block_length = std::min(block_length, 16);
-    std::optional<unmask::llada_model> model, ar_model;
+    std::optional<unmask::transformer_model> model, ar_model;
     std::vector<std::int32_t> prompt;
     if (!shape.empty()) {
-      const unmask::llada_config c = shape == "8b" ? unmask::llada_config::llada_8b() : unmask::llada_config::llada_1b_shape();
+      const unmask::transformer_config c = shape == "8b" ? unmask::transformer_config::llada_8b() : unmask::transformer_config::llada_1b_shape();
       std::fprintf(stderr, "building a random %s model...\n", shape.c_str());
-      model.emplace(unmask::llada_model::random(c, 1));
+      model.emplace(unmask::transformer_model::random(c, 1));
       for (int i = 0; i < prompt_length; ++i) prompt.push_back(std::int32_t((i * 7919) % 100000));
       if (name.empty()) name = "random-" + shape;
     } else {
-      model.emplace(unmask::llada_model::load(model_dir));
-      if (!ar_dir.empty()) ar_model.emplace(unmask::llada_model::load(ar_dir));
+      model.emplace(unmask::transformer_model::load(model_dir));
+      if (!ar_dir.empty()) ar_model.emplace(unmask::transformer_model::load(ar_dir));
       const auto tokenizer = std::filesystem::path(model_dir) / "tokenizer.json";
       if (std::filesystem::exists(tokenizer)) prompt = unmask::bpe_tokenizer::load(tokenizer.string()).encode(prompt_text);
       if (prompt.empty()) prompt.assign(std::size_t(prompt_length), 1);
       if (name.empty()) name = std::filesystem::path(model_dir).filename().string();
     }
-    const unmask::llada_model& diffusion_model = *model;
-    const unmask::llada_model& autoregressive_model = ar_model ? *ar_model : *model;
+    const unmask::transformer_model& diffusion_model = *model;
+    const unmask::transformer_model& autoregressive_model = ar_model ? *ar_model : *model;
     const bool on_gpu = backend_name == "cuda";
     const std::string ar_name = ar_model ? std::filesystem::path(ar_dir).filename().string() : name;
 
@@ -307,8 +307,8 @@ int main(int argc, char** argv) {
 
     auto run_forward = [&](auto tag, int canvas) {
       using backend = typename decltype(tag)::type;
-      unmask::llada_forward<backend> forward(diffusion_model);
-      const unmask::llada_config& c = diffusion_model.config();
+      unmask::transformer_forward<backend> forward(diffusion_model);
+      const unmask::transformer_config& c = diffusion_model.config();
       std::vector<std::int32_t> tokens(static_cast<std::size_t>(canvas));
       for (int i = 0; i < canvas; ++i) tokens[std::size_t(i)] = std::int32_t((i * 7919) % c.vocab_size);
       typename backend::template buffer<float> logits(std::size_t(canvas) * std::size_t(c.vocab_size));
@@ -428,9 +428,9 @@ int main(int argc, char** argv) {
                   r.agreement ? (std::to_string(int(*r.agreement * 1000) / 10.0).substr(0, 5) + "%").c_str() : "-");
     // What the CPU engine holds: the packed projections and head, and the
     // tensors it reads where the checkpoint maps them (embedding, norms).
-    const unmask::llada_weights& dw = diffusion_model.weights();
-    double in_place = double(dw.wte.bytes() + dw.ln_f.bytes());
-    for (const auto& l : dw.layers) in_place += double(l.attn_norm.bytes() + l.ff_norm.bytes());
+    const unmask::transformer_weights& dw = diffusion_model.weights();
+    double in_place = double(dw.embedding.bytes() + dw.final_norm.bytes());
+    for (const auto& l : dw.layers) in_place += double(l.attn_norm.bytes() + l.mlp_norm.bytes());
     const double resident = double(diffusion_model.prepared_bytes()) + in_place;
     std::fprintf(stderr, "resident weights %.1f MiB (packed %.1f MiB), peak RSS %.1f MiB\n", resident / 1048576.0,
                  double(diffusion_model.prepared_bytes()) / 1048576.0, peak_rss_bytes() / 1048576.0);

@@ -17,7 +17,7 @@
 int main(int argc, char** argv) {
   try {
     const std::string dir = argc > 1 ? argv[1] : example::model_dir("tiny-llada");
-    const unmask::llada_model model = unmask::llada_model::load(dir);
+    const unmask::transformer_model model = unmask::transformer_model::load(dir);
     const unmask::bpe_tokenizer tok = unmask::bpe_tokenizer::load(dir + "/tokenizer.json");
     const std::vector<unmask::decode_request> prompt = {{tok.encode("In the beginning"), 0}};
 

@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
   try {
     const std::string dir = argc > 1 ? argv[1] : example::model_dir("tiny-llada");
     const std::string text = argc > 2 ? argv[2] : "Once upon a time";
-    const unmask::llada_model model = unmask::llada_model::load(dir);
+    const unmask::transformer_model model = unmask::transformer_model::load(dir);
     const unmask::bpe_tokenizer tok = unmask::bpe_tokenizer::load(dir + "/tokenizer.json");
     const std::vector<std::int32_t> prompt = tok.encode(text);
     const std::vector<std::int32_t> the = tok.encode(" the");

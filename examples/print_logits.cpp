@@ -60,8 +60,8 @@ int main(int argc, char** argv) {
 
   try {
     const auto start = std::chrono::steady_clock::now();
-    const unmask::llada_model model = unmask::llada_model::load(directory);
-    const unmask::llada_config& c = model.config();
+    const unmask::transformer_model model = unmask::transformer_model::load(directory);
+    const unmask::transformer_config& c = model.config();
 
     unmask::attention_mask mask = unmask::attention_mask::full();
     long block = 0;
@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
 
     const std::int64_t vocab = c.vocab_size, length = std::int64_t(tokens.size());
     std::vector<float> logits(std::size_t(length * vocab));
-    unmask::llada_forward<unmask::cpu_backend> forward(model);
+    unmask::transformer_forward<unmask::cpu_backend> forward(model);
     const auto loaded = std::chrono::steady_clock::now();
     forward({tokens.data(), 1, length, nullptr}, mask, logits.data());
     const auto done = std::chrono::steady_clock::now();

@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> texts;
     for (int i = 2; i < argc; ++i) texts.push_back(argv[i]);
     if (texts.empty()) texts = {"Once upon a time", "The little dog", "In the morning"};
-    const unmask::llada_model model = unmask::llada_model::load(dir);
+    const unmask::transformer_model model = unmask::transformer_model::load(dir);
     const unmask::bpe_tokenizer tok = unmask::bpe_tokenizer::load(dir + "/tokenizer.json");
 
     std::vector<unmask::decode_request> requests;

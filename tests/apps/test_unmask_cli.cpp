@@ -9,6 +9,8 @@
 #include <array>
 #include <cstdio>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -85,6 +87,24 @@ TEST(UnmaskCli, Info) {
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("d_model"), std::string::npos);
   EXPECT_NE(r.out.find("tokenizer"), std::string::npos);
+}
+
+TEST(UnmaskCli, InfoNamesTheFamily) {
+  const std::pair<const char*, std::vector<const char*>> cases[] = {
+      {"tiny_llada_mha", {"family               LLaDA (LLaDA tensor layout)", "objective            masked diffusion",
+                          "attention            bidirectional", "position i from the output at i"}},
+      {"tiny_dream", {"family               Dream (Qwen tensor layout)", "attention            bidirectional",
+                      "shifted (position i from the output at i-1)", "q/k/v bias, q/k norm yes, no"}},
+      {"tiny_fast_dllm_v2", {"Fast-dLLM v2", "block-causal, blocks of 4", "shifted", "tied head            yes"}},
+      {"tiny_sdar", {"family               SDAR", "block-causal, blocks of 4", "q/k/v bias, q/k norm no, yes",
+                     "head_dim 32"}},
+  };
+  for (const auto& [model, fragments] : cases) {
+    const result r = run(std::string("info --model ") + UNMASK_TEST_DATA_DIR + "/" + model);
+    ASSERT_EQ(r.status, 0) << model << ": " << r.err;
+    for (const char* f : fragments) EXPECT_NE(r.out.find(f), std::string::npos) << model << ": " << f << "\n" << r.out;
+  }
+  EXPECT_NE(run("info").out.find("family               LLaDA"), std::string::npos);
 }
 
 TEST(UnmaskCli, BadFlagsAndValuesExitTwoWithOneLine) {

@@ -51,12 +51,12 @@ std::string models_dir() {
   const char* moved = std::getenv("UNMASK_MODELS_DIR");
   return moved && *moved ? moved : UNMASK_MODELS_DIR;
 }
-const llada_model& tiny_llada() {
-  static const llada_model model = llada_model::load(models_dir() + "/tiny-llada");
+const transformer_model& tiny_llada() {
+  static const transformer_model model = transformer_model::load(models_dir() + "/tiny-llada");
   return model;
 }
-const llada_model& tiny_ar() {
-  static const llada_model model = llada_model::load(models_dir() + "/tiny-ar");
+const transformer_model& tiny_ar() {
+  static const transformer_model model = transformer_model::load(models_dir() + "/tiny-ar");
   return model;
 }
 
@@ -110,8 +110,8 @@ TEST(CudaBackend, BadDeviceIndexAndFailuresAreNamed) {
 
 TEST(CudaBackend, UploadsEveryWeightOnce) {
   UNMASK_REQUIRE_DEVICE();
-  const llada_model& m = tiny_llada();
-  llada_forward<cuda_backend> forward(m);
+  const transformer_model& m = tiny_llada();
+  transformer_forward<cuda_backend> forward(m);
   std::size_t expected = 0;
   std::vector<const void*> seen;
   auto count = [&](const tensor_ref& t) {
@@ -119,11 +119,11 @@ TEST(CudaBackend, UploadsEveryWeightOnce) {
     seen.push_back(t.data);
     expected += std::size_t(t.shape.numel()) * sizeof(bfloat16);
   };
-  const llada_weights& w = m.weights();
-  count(w.wte), count(w.ln_f), count(w.head);
+  const transformer_weights& w = m.weights();
+  count(w.embedding), count(w.final_norm), count(w.head);
   for (const auto& l : w.layers)
-    for (const tensor_ref* t : {&l.attn_norm, &l.q_proj, &l.k_proj, &l.v_proj, &l.attn_out, &l.ff_norm, &l.ff_proj,
-                                &l.up_proj, &l.ff_out})
+    for (const tensor_ref* t : {&l.attn_norm, &l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.mlp_norm, &l.gate_proj,
+                                &l.up_proj, &l.down_proj})
       count(*t);
   EXPECT_EQ(forward.backend().weight_bytes(), expected);
 }
@@ -151,10 +151,10 @@ difference compare(const std::vector<float>& expected, const std::vector<float>&
 // call fills a cache with the whole canvas and a second call feeds the rows
 // from prefix_rows on (offsets, selected rows), whose logits are returned.
 template <class Backend>
-std::vector<float> logits_on(const llada_model& m, const std::vector<std::int32_t>& tokens,
+std::vector<float> logits_on(const transformer_model& m, const std::vector<std::int32_t>& tokens,
                              const std::vector<std::int32_t>& lengths, std::int64_t seq_len, attention_mask mask,
                              std::int32_t prefix_rows = 0) {
-  llada_forward<Backend> forward(m);
+  transformer_forward<Backend> forward(m);
   const std::int64_t vocab = m.config().vocab_size, batch = std::int64_t(lengths.size());
   typename Backend::template buffer<float> logits(std::size_t(batch * seq_len * vocab));
   std::vector<float> out;
@@ -181,7 +181,7 @@ std::vector<float> logits_on(const llada_model& m, const std::vector<std::int32_
 
 template <class Backend>
 void check_logits(double tolerance, const char* label) {
-  const llada_model& m = tiny_llada();
+  const transformer_model& m = tiny_llada();
   const std::int64_t seq_len = 45;
   std::vector<std::int32_t> tokens(2 * seq_len);
   for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = std::int32_t((i * 977 + 13) % 4000);
@@ -213,6 +213,40 @@ TEST(CudaBackend, LogitsMatchTheCpuWithBf16Activations) {
   check_logits<cuda_backend>(4e-2, "bf16");
 }
 
+// The Qwen-layout families: q/k/v biases (Dream, Fast-dLLM v2), per-head q/k
+// norms and a head_dim apart from d_model / heads (SDAR), shifted logits, a
+// tied head; whole canvases and, against a cache, a block with selected rows.
+template <class Backend>
+void check_family_logits(double tolerance, const char* label) {
+  for (const char* name : {"tiny_dream", "tiny_fast_dllm_v2", "tiny_sdar"}) {
+    const transformer_model m = transformer_model::load(test::data_dir() + "/" + name);
+    const std::int64_t seq_len = 24;
+    std::vector<std::int32_t> tokens(2 * seq_len);
+    for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = std::int32_t((i * 37 + 5) % 97);
+    for (std::int64_t i = 16; i < seq_len; ++i) tokens[std::size_t(seq_len + i)] = 99;  // masks
+    const std::vector<std::int32_t> lengths = {std::int32_t(seq_len), 21};
+    const attention_mask mask = m.config().attention == trained_attention::block_causal
+                                    ? attention_mask::block_causal(std::int32_t(m.config().attention_block))
+                                    : attention_mask::full();
+    for (std::int32_t prefix : {0, 8}) {
+      const difference d = compare(logits_on<cpu_backend>(m, tokens, lengths, seq_len, mask, prefix),
+                                   logits_on<Backend>(m, tokens, lengths, seq_len, mask, prefix));
+      std::printf("  %s %s, prefix %d: relative %.3g\n", label, name, prefix, d.relative());
+      EXPECT_LT(d.relative(), tolerance) << label << " " << name << " prefix " << prefix;
+    }
+  }
+}
+
+TEST(CudaBackend, FamilyLogitsMatchTheCpuWithFp32Activations) {
+  UNMASK_REQUIRE_DEVICE();
+  check_family_logits<cuda_backend_f32>(1e-4, "fp32");
+}
+
+TEST(CudaBackend, FamilyLogitsMatchTheCpuWithBf16Activations) {
+  UNMASK_REQUIRE_DEVICE();
+  check_family_logits<cuda_backend>(4e-2, "bf16");
+}
+
 // ---- decoding ----
 
 // How a GPU decode compares with the CPU's.
@@ -241,7 +275,7 @@ struct rerun {
 };
 
 template <class Backend>
-rerun rerun_step(const llada_model& m, const std::vector<std::int32_t>& canvas, const std::vector<std::int32_t>& rows,
+rerun rerun_step(const transformer_model& m, const std::vector<std::int32_t>& canvas, const std::vector<std::int32_t>& rows,
                  const sampling_settings& sampling, confidence_metric metric, const counter_rng& rng,
                  const std::vector<draw_site>& sites, attention_mask mask) {
   const std::int64_t vocab = m.config().vocab_size, count = std::int64_t(rows.size());
@@ -249,9 +283,9 @@ rerun rerun_step(const llada_model& m, const std::vector<std::int32_t>& canvas, 
   rerun r;
   r.cpu_logits.resize(std::size_t(count * vocab));
   r.gpu_logits.resize(r.cpu_logits.size());
-  llada_forward<cpu_backend> cpu(m);
+  transformer_forward<cpu_backend> cpu(m);
   cpu(in, mask, r.cpu_logits.data(), nullptr, {rows.data(), count});
-  llada_forward<Backend> gpu(m);
+  transformer_forward<Backend> gpu(m);
   typename Backend::template buffer<float> device_logits(r.cpu_logits.size());
   gpu(in, mask, device_logits.data(), nullptr, {rows.data(), count});
   gpu.backend().download(device_logits.data(), r.gpu_logits.size(), r.gpu_logits.data());
@@ -285,7 +319,7 @@ bool token_near_tie(const rerun& r, std::size_t i, std::int32_t a, std::int32_t 
 
 template <class Backend>
 comparison compare_diffusion(const diffusion_settings& s, const decode_request& request) {
-  const llada_model& m = tiny_llada();
+  const transformer_model& m = tiny_llada();
   const std::int32_t mask = std::int32_t(m.config().mask_token_id);
   std::vector<std::vector<std::int32_t>> cpu_trace, gpu_trace;  // canvas after each step
   diffusion_decoder<cpu_backend> cpu(m, s);
@@ -407,7 +441,7 @@ TEST(CudaBackend, DiffusionTokensEqualTheCpuWithBf16Activations) {
 
 template <class Backend>
 std::int64_t check_autoregressive(const char* label, float temperature) {
-  const llada_model& m = tiny_ar();
+  const transformer_model& m = tiny_ar();
   ar_settings s;
   s.max_new_tokens = 40;
   s.stop_at_eos = false;
@@ -616,9 +650,9 @@ TEST(CudaBackend, ResidentDecodingRunsAUserSampler) {
 
 TEST(CudaBackend, CapturedStepReplaysTheEagerLogits) {
   UNMASK_REQUIRE_DEVICE();
-  const llada_model& m = tiny_llada();
+  const transformer_model& m = tiny_llada();
   const std::int64_t seq_len = 40, vocab = m.config().vocab_size;
-  llada_forward<cuda_backend> forward(m);
+  transformer_forward<cuda_backend> forward(m);
   cuda_backend& backend = forward.backend();
   std::vector<std::int32_t> first(std::size_t(2 * seq_len)), second(first.size());
   for (std::size_t i = 0; i < first.size(); ++i) {

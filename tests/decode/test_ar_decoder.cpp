@@ -14,14 +14,14 @@
 namespace unmask {
 namespace {
 
-const llada_model& tiny_gqa() {
-  static const llada_model model = llada_model::load(test::data_dir() + "/tiny_llada_gqa");
+const transformer_model& tiny_gqa() {
+  static const transformer_model model = transformer_model::load(test::data_dir() + "/tiny_llada_gqa");
   return model;
 }
 
 // Greedy decoding by recomputing the causal pass over the whole sequence.
 std::vector<std::int32_t> naive_greedy(std::vector<std::int32_t> tokens, int steps, std::int32_t excluded) {
-  llada_forward<cpu_backend> forward(tiny_gqa());
+  transformer_forward<cpu_backend> forward(tiny_gqa());
   for (int i = 0; i < steps; ++i) {
     std::vector<float> logits(tokens.size() * 100);
     forward({tokens.data(), 1, std::int64_t(tokens.size()), nullptr}, attention_mask::causal(), logits.data());

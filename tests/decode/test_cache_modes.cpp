@@ -17,8 +17,8 @@
 namespace unmask {
 namespace {
 
-const llada_model& tiny() {
-  static const llada_model model = llada_model::load(test::data_dir() + "/tiny_llada_mha");
+const transformer_model& tiny() {
+  static const transformer_model model = transformer_model::load(test::data_dir() + "/tiny_llada_mha");
   return model;
 }
 
@@ -71,11 +71,11 @@ TEST(CacheModes, BlockCausalCacheIsExact) {
 TEST(CacheModes, BlockCausalCachedLogitsEqualUncached) {
   // Forward level: the current block fed against cached K/V of the prompt and
   // finished blocks gives the same bits as the full block-causal pass.
-  const llada_model& model = tiny();
+  const transformer_model& model = tiny();
   std::vector<std::int32_t> canvas = {5, 17, 42, 3, 10, 11, 12, 13, 14, 15, 16, 17, 99, 99, 99, 99, 99, 99, 99, 99, 99};
   const std::int32_t origin = 5, length = std::int32_t(canvas.size());
   const attention_mask mask = attention_mask::block_causal(8);
-  llada_forward<cpu_backend> forward(model);
+  transformer_forward<cpu_backend> forward(model);
   std::vector<float> full(canvas.size() * 100);
   forward({canvas.data(), 1, length, nullptr, nullptr, nullptr, nullptr, &origin}, mask, full.data());
   kv_cache<cpu_backend> cache(model.config(), 1, 32);

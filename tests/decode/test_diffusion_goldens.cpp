@@ -4,7 +4,11 @@
 // by step, the positions it committed. Two sets: tests/data/decode/goldens.json
 // on a tiny random model (which proposes one token everywhere, so it pins
 // down the order of commits) and tiny_llada_goldens.json on the embedded
-// trained model with real prompts (which pins down the tokens too).
+// trained model with real prompts (which pins down the tokens too); and,
+// from tools/reference_family_generate.py, dream_goldens.json: Dream's
+// sampler on the tiny Dream checkpoint (Qwen2 layout, q/k/v biases, shifted
+// logits: the first generated position is predicted from the last prompt
+// position).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -20,7 +24,7 @@
 namespace unmask {
 namespace {
 
-const char* const golden_files[] = {"goldens.json", "tiny_llada_goldens.json"};
+const char* const golden_files[] = {"goldens.json", "tiny_llada_goldens.json", "dream_goldens.json"};
 
 nlohmann::json load_goldens(const std::string& file) {
   std::ifstream in(test::data_dir() + "/decode/" + file);
@@ -72,7 +76,7 @@ class DiffusionGolden : public ::testing::TestWithParam<golden_case> {};
 
 TEST_P(DiffusionGolden, MatchesReferenceTokenForToken) {
   const nlohmann::json goldens = load_goldens(GetParam().file);
-  const llada_model model = llada_model::load(model_dir(goldens));
+  const transformer_model model = transformer_model::load(model_dir(goldens));
   ASSERT_EQ(goldens.at("mask_token_id").get<std::int64_t>(), model.config().mask_token_id);
   const nlohmann::json* found = nullptr;
   for (const auto& c : goldens.at("cases"))
@@ -106,7 +110,9 @@ std::vector<golden_case> cases(const std::string& only = "") {
 }
 
 INSTANTIATE_TEST_SUITE_P(Reference, DiffusionGolden, ::testing::ValuesIn(cases()), [](const auto& param_info) {
-  std::string name = std::string(param_info.param.file == "goldens.json" ? "random_" : "trained_") + param_info.param.name;
+  const std::string& file = param_info.param.file;
+  const std::string prefix = file == "goldens.json" ? "random_" : file == "tiny_llada_goldens.json" ? "trained_" : "family_";
+  std::string name = prefix + param_info.param.name;
   for (char& ch : name)
     if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
   return name;
@@ -115,6 +121,7 @@ INSTANTIATE_TEST_SUITE_P(Reference, DiffusionGolden, ::testing::ValuesIn(cases()
 TEST(DiffusionGolden, AtLeastTenCombinationsPerModel) {
   EXPECT_GE(cases("goldens.json").size(), 10u);
   EXPECT_GE(cases("tiny_llada_goldens.json").size(), 10u);
+  EXPECT_GE(cases("dream_goldens.json").size(), 5u);
 }
 
 }  // namespace

@@ -23,8 +23,8 @@ namespace {
 
 using test::expect_error;
 
-const llada_model& tiny() {
-  static const llada_model model = llada_model::load(test::data_dir() + "/tiny_llada_mha");
+const transformer_model& tiny() {
+  static const transformer_model model = transformer_model::load(test::data_dir() + "/tiny_llada_mha");
   return model;
 }
 

@@ -119,11 +119,11 @@ TEST(CountingBackend, CountsTheGemmFlopsAndDecodesTheSameTokens) {
   EXPECT_GT(*counter.calls, 0);
   // One forward over R rows runs, per layer, Q/K/V, output, gate/up and down
   // projections, then the head over the rows whose logits are asked for.
-  const llada_config& c = tiny().config();
-  const std::int64_t d = c.d_model, hd = c.head_dim(), ff = c.mlp_hidden_size;
+  const transformer_config& c = tiny().config();
+  const std::int64_t d = c.d_model, hd = c.head_dim, ff = c.mlp_hidden_size;
   const std::int64_t per_row = 2 * (d * hd * (c.n_heads + 2 * c.n_kv_heads) + c.n_heads * hd * d + 2 * d * ff + ff * d);
   example::counting_backend one;
-  llada_forward<example::counting_backend> forward(tiny(), one);
+  transformer_forward<example::counting_backend> forward(tiny(), one);
   const std::vector<std::int32_t> tokens = {5, 17, 42, 3, 9, 9};
   const std::int32_t length = 6;
   std::vector<float> logits(std::size_t(6 * c.vocab_size));
@@ -154,7 +154,7 @@ TEST(LogitBias, ItsTokenBecomesTheChoiceAndMinusInfinityBansIt) {
 
 TEST(CanvasStream, StreamsEverySequenceOfABatchUntilItsFinalText) {
   const std::string dir = std::string(UNMASK_SOURCE_DIR) + "/models/tiny-llada";
-  const llada_model model = llada_model::load(dir);
+  const transformer_model model = transformer_model::load(dir);
   const bpe_tokenizer tok = bpe_tokenizer::load(dir + "/tokenizer.json");
   const std::vector<std::string> texts = {"Once upon a time", "The little dog", "In the morning"};
   std::vector<decode_request> batch;

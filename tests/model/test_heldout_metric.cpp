@@ -14,7 +14,7 @@
 
 #include "support/test_files.hpp"
 #include "unmask/cpu/backend.hpp"
-#include "unmask/model/llada_forward.hpp"
+#include "unmask/model/transformer_forward.hpp"
 #include "unmask/policy/vocab_stats.hpp"
 
 namespace unmask {
@@ -37,11 +37,11 @@ double nll(const float* row, std::int64_t vocab, std::int32_t target) {
 
 TEST(HeldoutMetric, AutoregressiveMeanNllMatchesPython) {
   heldout h;
-  const llada_model model = llada_model::load(std::string(UNMASK_MODELS_DIR) + "/tiny-ar");
+  const transformer_model model = transformer_model::load(std::string(UNMASK_MODELS_DIR) + "/tiny-ar");
   const std::int64_t windows = h.tokens.shape[0], length = h.tokens.shape[1], vocab = model.config().vocab_size;
   const auto* tokens = static_cast<const std::int32_t*>(h.tokens.data);
   std::vector<float> logits(std::size_t(windows * length * vocab));
-  llada_forward<cpu_backend> forward(model);
+  transformer_forward<cpu_backend> forward(model);
   forward({tokens, windows, length, nullptr}, attention_mask::causal(), logits.data());
   double total = 0;
   std::int64_t count = 0;
@@ -56,7 +56,7 @@ TEST(HeldoutMetric, AutoregressiveMeanNllMatchesPython) {
 
 TEST(HeldoutMetric, DiffusionLossMatchesPython) {
   heldout h;
-  const llada_model model = llada_model::load(std::string(UNMASK_MODELS_DIR) + "/tiny-llada");
+  const transformer_model model = transformer_model::load(std::string(UNMASK_MODELS_DIR) + "/tiny-llada");
   const std::int64_t windows = h.tokens.shape[0], length = h.tokens.shape[1], vocab = model.config().vocab_size;
   const auto* tokens = static_cast<const std::int32_t*>(h.tokens.data);
   const auto* masked = static_cast<const std::uint8_t*>(h.masked.data);
@@ -66,7 +66,7 @@ TEST(HeldoutMetric, DiffusionLossMatchesPython) {
   for (std::size_t i = 0; i < canvas.size(); ++i)
     if (masked[i]) canvas[i] = std::int32_t(model.config().mask_token_id);
   std::vector<float> logits(std::size_t(windows * length * vocab));
-  llada_forward<cpu_backend> forward(model);
+  transformer_forward<cpu_backend> forward(model);
   forward({canvas.data(), windows, length, nullptr}, attention_mask::full(), logits.data());
   double total = 0;
   std::int64_t count = 0;

@@ -12,12 +12,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    const unmask::llada_model model = unmask::llada_model::load(argv[1]);
+    const unmask::transformer_model model = unmask::transformer_model::load(argv[1]);
     const auto& c = model.config();
     std::vector<std::int32_t> tokens = {5, 17, 42};
     tokens.resize(6, std::int32_t(c.mask_token_id));
     std::vector<float> logits(tokens.size() * std::size_t(c.vocab_size));
-    unmask::llada_forward<unmask::cpu_backend> forward(model);
+    unmask::transformer_forward<unmask::cpu_backend> forward(model);
     forward({tokens.data(), 1, std::int64_t(tokens.size()), nullptr}, unmask::attention_mask::full(), logits.data());
     for (std::size_t i = 3; i < tokens.size(); ++i) {
       const float* row = logits.data() + i * std::size_t(c.vocab_size);

@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    const unmask::llada_model model = unmask::llada_model::load(argv[1]);
+    const unmask::transformer_model model = unmask::transformer_model::load(argv[1]);
     unmask::diffusion_settings settings;
     settings.layout = {8, 8, 4};
     unmask::resident_decoder<unmask::cuda_backend> decoder(model, settings);

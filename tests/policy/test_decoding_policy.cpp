@@ -24,8 +24,8 @@
 namespace unmask {
 namespace {
 
-const llada_model& tiny() {
-  static const llada_model model = llada_model::load(test::data_dir() + "/tiny_llada_mha");
+const transformer_model& tiny() {
+  static const transformer_model model = transformer_model::load(test::data_dir() + "/tiny_llada_mha");
   return model;
 }
 
@@ -50,10 +50,10 @@ static_assert(detail::has_order_key<selection_rule>::value && !detail::has_order
 static_assert(!detail::has_commit_count<no_count>::value && detail::has_uses_schedule<no_count>::value);
 static_assert(detail::has_schedule_count<count_schedule>::value && !detail::has_schedule_count<selection_rule>::value);
 // The model must outlive a decoder: a temporary model does not compile.
-static_assert(std::is_constructible<diffusion_decoder<cpu_backend>, const llada_model&, diffusion_settings>::value);
-static_assert(!std::is_constructible<diffusion_decoder<cpu_backend>, llada_model, diffusion_settings>::value);
-static_assert(!std::is_constructible<resident_decoder<cpu_backend>, llada_model, diffusion_settings>::value);
-static_assert(!std::is_constructible<llada_forward<cpu_backend>, llada_model>::value);
+static_assert(std::is_constructible<diffusion_decoder<cpu_backend>, const transformer_model&, diffusion_settings>::value);
+static_assert(!std::is_constructible<diffusion_decoder<cpu_backend>, transformer_model, diffusion_settings>::value);
+static_assert(!std::is_constructible<resident_decoder<cpu_backend>, transformer_model, diffusion_settings>::value);
+static_assert(!std::is_constructible<transformer_forward<cpu_backend>, transformer_model>::value);
 
 TEST(DecodingPolicy, BuiltFromTheSettingsDecodesAsBefore) {
   for (const test::policy_case& c : test::confidence_policy_cases()) {

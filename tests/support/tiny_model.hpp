@@ -9,12 +9,12 @@
 
 #include "support/test_files.hpp"
 #include "unmask/decode/diffusion_decoder.hpp"
-#include "unmask/model/llada_model.hpp"
+#include "unmask/model/transformer_model.hpp"
 
 namespace unmask::test {
 
-inline const llada_model& tiny() {
-  static const llada_model model = llada_model::load(data_dir() + "/tiny_llada_mha");
+inline const transformer_model& tiny() {
+  static const transformer_model model = transformer_model::load(data_dir() + "/tiny_llada_mha");
   return model;
 }
 

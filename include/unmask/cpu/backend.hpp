@@ -2,7 +2,7 @@
 //
 // The CPU backend: the set of operations the model's forward pass is written
 // against, implemented with the fp32 kernels of unmask/cpu. The forward pass
-// (unmask/model/llada_forward.hpp) takes the backend as a template parameter;
+// (unmask/model/transformer_forward.hpp) takes the backend as a template parameter;
 // the CUDA backend provides the same members over device memory, so the model
 // and the decode loops exist once.
 //
@@ -21,6 +21,7 @@
 
 #include "unmask/core/host_buffer.hpp"
 #include "unmask/cpu/attention.hpp"
+#include "unmask/cpu/bias.hpp"
 #include "unmask/cpu/choose.hpp"
 #include "unmask/cpu/embedding.hpp"
 #include "unmask/cpu/isa.hpp"
@@ -30,7 +31,7 @@
 #include "unmask/cpu/rope.hpp"
 #include "unmask/cpu/swiglu.hpp"
 #include "unmask/decode/resident_state.hpp"
-#include "unmask/model/llada_model.hpp"
+#include "unmask/model/transformer_model.hpp"
 #include "unmask/policy/guidance.hpp"
 #include "unmask/policy/sampling.hpp"
 
@@ -61,7 +62,7 @@ struct cpu_backend {
 
   // Packs the model's projections for this backend's level and mode, once
   // per model (a second backend of the same model and layout shares them).
-  void upload_weights(const llada_model& model) {
+  void upload_weights(const transformer_model& model) {
     const cpu::packed_layout l = layout();
     packed_ = model.prepared<cpu::packed_weights>(cpu::packed_weights::key(l), [&] {
       return std::make_shared<const cpu::packed_weights>(model, l);
@@ -98,6 +99,10 @@ struct cpu_backend {
       return;
     }
     cpu::matmul_nt(x, rows, w, n, y, accumulate, level_, mode_);
+  }
+  // y (rows, n) += bias (n), the bias in its file dtype.
+  void add_bias(float* y, std::int64_t rows, std::int64_t n, const tensor_ref& bias) const {
+    cpu::add_bias(y, rows, n, bias, level_);
   }
   // y[i] (rows, n[i]) = x (rows, k) w[i]^T for i < count, one GEMM over the
   // fused packed matrix when w[0..count) were packed together.

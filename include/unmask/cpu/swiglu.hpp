@@ -1,8 +1,8 @@
 // unmask/cpu/swiglu.hpp
 //
-// SwiGLU (Shazeer 2020) as LLaDA's llama block computes it:
+// SwiGLU (Shazeer 2020) as the llama / Qwen blocks compute it:
 //   out = silu(gate) * up,  silu(g) = g * sigmoid(g) = g / (1 + e^-g)
-// with gate = ff_proj(x) and up = up_proj(x), elementwise over n values;
+// with gate = gate_proj(x) and up = up_proj(x), elementwise over n values;
 // vectorised on the CPU with the kernels' exp (unmask/cpu/kernels/math.inl).
 #pragma once
 

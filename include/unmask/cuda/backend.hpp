@@ -1,6 +1,6 @@
 // unmask/cuda/backend.hpp
 //
-// The CUDA backend: the operations llada_forward, diffusion_decoder and
+// The CUDA backend: the operations transformer_forward, diffusion_decoder and
 // ar_decoder are written against (see unmask/cpu/backend.hpp), over GPU
 // memory, so the model and both decode loops run on the GPU unchanged:
 //   diffusion_decoder<cuda_backend> decoder(model, settings);
@@ -32,6 +32,7 @@
 #include "unmask/core/dtype.hpp"
 #include "unmask/core/tensor_view.hpp"
 #include "unmask/cuda/attention.hpp"
+#include "unmask/cuda/bias.hpp"
 #include "unmask/cuda/device_buffer.hpp"
 #include "unmask/cuda/embedding.hpp"
 #include "unmask/cuda/error.hpp"
@@ -46,7 +47,7 @@
 #include "unmask/cuda/swiglu.hpp"
 #include "unmask/cuda/vocab_pass.hpp"
 #include "unmask/model/attention_mask.hpp"
-#include "unmask/model/llada_model.hpp"
+#include "unmask/model/transformer_model.hpp"
 #include "unmask/policy/sampling.hpp"
 
 namespace unmask {
@@ -110,15 +111,14 @@ class cuda_backend_of {
   }
 
   // Uploads every weight tensor once (a tied head shares the embedding's copy).
-  void upload_weights(const llada_model& model) { upload_weights(model.weights()); }
-  void upload_weights(const llada_weights& w) {
-    upload_weight(w.wte);
-    upload_weight(w.ln_f);
+  void upload_weights(const transformer_model& model) { upload_weights(model.weights()); }
+  void upload_weights(const transformer_weights& w) {
+    upload_weight(w.embedding);
+    upload_weight(w.final_norm);
     upload_weight(w.head);
-    for (const llada_layer_weights& l : w.layers)
-      for (const tensor_ref* t : {&l.attn_norm, &l.q_proj, &l.k_proj, &l.v_proj, &l.attn_out, &l.ff_norm, &l.ff_proj,
-                                  &l.up_proj, &l.ff_out})
-        upload_weight(*t);
+    for (const transformer_layer_weights& l : w.layers)
+      for (const tensor_ref* t : l.all())
+        if (t->data) upload_weight(*t);
     synchronize();
   }
 
@@ -138,6 +138,10 @@ class cuda_backend_of {
                  bool accumulate) const {
     after(state_->gemm.matmul_nt(x, rows, w.shape[1], weight(w), n, y, accumulate, state_->stream),
           concat("GEMM ", w.name, " (", rows, " x ", w.shape[1], " -> ", n, ")"));
+  }
+  // y (rows, n) += bias (n).
+  void add_bias(Activation* y, std::int64_t rows, std::int64_t n, const tensor_ref& bias) const {
+    after(cuda::add_bias(y, weight(bias), rows, n, state_->stream), concat("bias ", bias.name));
   }
   // y[i] (rows, n[i]) = x w[i]^T for i < count (the projections that read one input).
   void matmul_nt_group(const Activation* x, std::int64_t rows, const tensor_ref* const* w, const std::int64_t* n,

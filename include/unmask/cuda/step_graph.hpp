@@ -6,7 +6,7 @@
 // only a block's rows are fed. Stream capture (cudaStreamBeginCapture ..
 // cudaStreamEndCapture) records those launches once into a graph that is
 // replayed with one cudaGraphLaunch. A graph replays fixed kernel arguments:
-// the same device addresses and the same shapes. llada_forward is split for
+// the same device addresses and the same shapes. transformer_forward is split for
 // this: stage() writes a batch's token ids, positions and extents into
 // buffers that keep their addresses while the shape does not grow, and
 // run_staged() only reads those buffers, so the usual pattern is

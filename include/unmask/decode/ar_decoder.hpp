@@ -44,8 +44,8 @@ class ar_decoder {
  public:
   static_assert(check_decoding_backend<Backend>());
 
-  ar_decoder(const llada_model&&, ar_settings, Backend = {}) = delete;  // the model must outlive the decoder
-  ar_decoder(const llada_model& model, ar_settings settings, Backend backend = {})
+  ar_decoder(const transformer_model&&, ar_settings, Backend = {}) = delete;  // the model must outlive the decoder
+  ar_decoder(const transformer_model& model, ar_settings settings, Backend backend = {})
       : model_(model), settings_(settings), forward_(model, std::move(backend)) {
     settings_.validate();
     if (settings_.eos_token_id < 0) settings_.eos_token_id = std::int32_t(model.config().eos_token_id);
@@ -54,7 +54,7 @@ class ar_decoder {
   // Each output canvas is the prompt followed by the generated tokens.
   decode_output generate(const std::vector<decode_request>& requests, const decode_callback& callback = {}) {
     const detail::decode_clock start;
-    const llada_config& c = model_.config();
+    const transformer_config& c = model_.config();
     const std::int64_t vocab = c.vocab_size, n = std::int64_t(requests.size());
     if (requests.empty()) throw argument_error("generate: no sequences");
     std::int64_t longest = 0;
@@ -93,7 +93,7 @@ class ar_decoder {
       return result;
     }
     typename Backend::template buffer<float> logits(std::size_t(n * vocab));  // (active sequences, vocab)
-    forward_({tokens.data(), n, longest, lengths.data()}, settings_.attention, logits.data(), &cache, {rows.data(), n});
+    forward_({tokens.data(), n, longest, lengths.data()}, settings_.attention, logits.data(), &cache, {rows.data(), n, true});
     ++result.forwards;
 
     std::vector<draw_site> sites;
@@ -133,7 +133,7 @@ class ar_decoder {
       active.swap(still);
       if (active.empty() || interrupted()) break;
       const std::int64_t a = std::int64_t(active.size());
-      forward_({next.data(), a, 1, nullptr, offsets.data(), active.data()}, settings_.attention, logits.data(), &cache);
+      forward_({next.data(), a, 1, nullptr, offsets.data(), active.data()}, settings_.attention, logits.data(), &cache, {nullptr, 0, true});
       ++result.forwards;
     }
     for (const sequence_output& out : result.sequences) result.committed += out.committed;
@@ -142,9 +142,9 @@ class ar_decoder {
   }
 
  private:
-  const llada_model& model_;
+  const transformer_model& model_;
   ar_settings settings_;
-  llada_forward<Backend> forward_;
+  transformer_forward<Backend> forward_;
 };
 
 }  // namespace unmask

@@ -1,7 +1,7 @@
 // unmask/decode/backend_interface.hpp
 //
 // What a backend provides: the operations the forward pass
-// (unmask/model/llada_forward.hpp) and the decoders are written against,
+// (unmask/model/transformer_forward.hpp) and the decoders are written against,
 // which cpu_backend (unmask/cpu/backend.hpp) and cuda_backend
 // (unmask/cuda/backend.hpp) implement over host and device memory. A is the
 // backend's activation type; every pointer is in the backend's memory unless
@@ -9,11 +9,12 @@
 //   types     activation; buffer<T> (data(), size(), reserve_at_least(n));
 //             rope_table_type
 //   memory    upload(host src, n, buffer<T>&); download(src, n, host dst);
-//             upload_weights(const llada_model&): once, before any forward
-//   forward   embedding(tokens, rows, wte, A* out (rows, d))
+//             upload_weights(const transformer_model&): once, before any forward
+//   forward   embedding(tokens, rows, embedding, A* out (rows, d))
 //             rmsnorm(x, rows, dim, weight, eps, out)
 //             matmul_nt(x (rows, k), rows, w (n, k), n, y (rows, n), accumulate), y A* or float*
 //             matmul_nt_group(x, rows, w[count], n[count], y[count], count)
+//             add_bias(y (rows, n), rows, n, bias (n))   (y += bias per row)
 //             rope(x (rows, heads, head_dim), rows, heads, head_dim, positions, table)
 //             make_rope_table(positions, head_dim, theta)
 //             attention(q, k, v, out, attention_shape, attention_extents, attention_mask)
@@ -48,7 +49,7 @@
 #include "unmask/decode/resident_state.hpp"
 #include "unmask/io/checkpoint.hpp"
 #include "unmask/model/attention_mask.hpp"
-#include "unmask/model/llada_model.hpp"
+#include "unmask/model/transformer_model.hpp"
 #include "unmask/core/error.hpp"
 #include "unmask/policy/commit.hpp"
 #include "unmask/policy/logits_processor.hpp"
@@ -81,7 +82,7 @@ UNMASK_BACKEND_TRAIT(has_activation, std::declval<act<B>*>());
 UNMASK_BACKEND_TRAIT(has_buffer, ptr<act<B>>() == ref<buf<B, act<B>>>().data(), ref<buf<B, float>>().size(),
                      ref<buf<B, i32>>().reserve_at_least(std::size_t(1)));
 UNMASK_BACKEND_TRAIT(has_rope_table, std::declval<typename B::rope_table_type>());
-UNMASK_BACKEND_TRAIT(has_upload_weights, ref<B>().upload_weights(ref<const llada_model>()));
+UNMASK_BACKEND_TRAIT(has_upload_weights, ref<B>().upload_weights(ref<const transformer_model>()));
 UNMASK_BACKEND_TRAIT(has_upload, ref<B>().upload(ptr<const i32>(), std::size_t(1), ref<buf<B, i32>>()));
 UNMASK_BACKEND_TRAIT(has_download, ref<B>().download(ptr<const float>(), std::size_t(1), ptr<float>()));
 UNMASK_BACKEND_TRAIT(has_make_rope_table,
@@ -95,6 +96,7 @@ UNMASK_BACKEND_TRAIT(has_matmul_nt,
 UNMASK_BACKEND_TRAIT(has_matmul_nt_group,
                      ref<B>().matmul_nt_group(ptr<const act<B>>(), i64(1), ptr<const tensor_ref* const>(),
                                               ptr<const i64>(), ptr<act<B>* const>(), 1));
+UNMASK_BACKEND_TRAIT(has_add_bias, ref<B>().add_bias(ptr<act<B>>(), i64(1), i64(1), ref<const tensor_ref>()));
 UNMASK_BACKEND_TRAIT(has_rope, ref<B>().rope(ptr<act<B>>(), i64(1), i64(1), i64(1), ptr<const i32>(),
                                              ref<const typename B::rope_table_type>()));
 UNMASK_BACKEND_TRAIT(has_attention,
@@ -155,6 +157,7 @@ constexpr const char* missing_forward_member() {
   if (!t::has_rmsnorm<B>::value) return "rmsnorm";
   if (!t::has_matmul_nt<B>::value) return "matmul_nt";
   if (!t::has_matmul_nt_group<B>::value) return "matmul_nt_group";
+  if (!t::has_add_bias<B>::value) return "add_bias";
   if (!t::has_rope<B>::value) return "rope";
   if (!t::has_attention<B>::value) return "attention";
   if (!t::has_scatter_rows<B>::value) return "scatter_rows";
@@ -196,7 +199,7 @@ constexpr bool check_forward_backend() {
   static_assert(t::has_buffer<B>::value, "backend: needs `template <class T> using buffer = ...` with data(), size() "
                                          "and reserve_at_least(n)");
   static_assert(t::has_rope_table<B>::value, "backend: needs `using rope_table_type = ...`");
-  static_assert(t::has_upload_weights<B>::value, "backend: needs `void upload_weights(const llada_model&)`");
+  static_assert(t::has_upload_weights<B>::value, "backend: needs `void upload_weights(const transformer_model&)`");
   static_assert(t::has_upload<B>::value, "backend: needs `template <class T> void upload(const T*, std::size_t, "
                                          "buffer<T>&)`");
   static_assert(t::has_download<B>::value, "backend: needs `template <class T> void download(const T*, std::size_t, "
@@ -213,6 +216,8 @@ constexpr bool check_forward_backend() {
   static_assert(t::has_matmul_nt_group<B>::value,
                 "backend: needs `void matmul_nt_group(const activation* x, std::int64_t rows, const tensor_ref* "
                 "const* w, const std::int64_t* n, activation* const* y, int count)`");
+  static_assert(t::has_add_bias<B>::value, "backend: needs `void add_bias(activation* y, std::int64_t rows, "
+                                           "std::int64_t n, const tensor_ref& bias)`");
   static_assert(t::has_rope<B>::value, "backend: needs `void rope(activation* x, std::int64_t rows, std::int64_t "
                                        "heads, std::int64_t head_dim, const std::int32_t* positions, const "
                                        "rope_table_type&)`");

@@ -49,7 +49,7 @@
 #include "unmask/decode/backend_interface.hpp"
 #include "unmask/decode/step_hooks.hpp"
 #include "unmask/decode/stopping.hpp"
-#include "unmask/model/llada_forward.hpp"
+#include "unmask/model/transformer_forward.hpp"
 #include "unmask/policy/commit.hpp"
 #include "unmask/policy/confidence.hpp"
 #include "unmask/policy/decoding_policy.hpp"
@@ -171,7 +171,7 @@ namespace detail {
 
 // Sequence `index`'s output at the start: its prompt followed by gen_length
 // mask tokens, after checking that the prompt fits and its ids exist.
-inline sequence_output start_canvas(const decode_request& request, std::size_t index, const llada_config& c,
+inline sequence_output start_canvas(const decode_request& request, std::size_t index, const transformer_config& c,
                                     std::int32_t gen_length) {
   const auto& prompt = request.prompt;
   const std::int64_t total = std::int64_t(prompt.size()) + gen_length;
@@ -241,7 +241,7 @@ namespace detail {
 // processor's ids exist; a sampler of one's own leaves the built-in
 // sampler's settings at their defaults.
 template <class Policy>
-void validate_policy_with(const Policy& policy, const diffusion_settings& settings, const llada_config& c) {
+void validate_policy_with(const Policy& policy, const diffusion_settings& settings, const transformer_config& c) {
   if constexpr (std::is_same<typename Policy::processor_type, token_ban_processor>::value)
     policy.processor.validate(c.vocab_size);
   if constexpr (!std::is_same<typename Policy::sampler_type, sampling_settings>::value)
@@ -292,19 +292,19 @@ class diffusion_decoder {
  public:
   using policy_type = Policy;
 
-  diffusion_decoder(const llada_model& model, diffusion_settings settings, Backend backend = {})
+  diffusion_decoder(const transformer_model& model, diffusion_settings settings, Backend backend = {})
       : diffusion_decoder(model, settings,
                           policy_from_settings<Policy>(settings, std::int32_t(model.config().eos_token_id)),
                           std::move(backend)) {}
-  diffusion_decoder(const llada_model& model, diffusion_settings settings, Policy policy, Backend backend = {})
+  diffusion_decoder(const transformer_model& model, diffusion_settings settings, Policy policy, Backend backend = {})
       : model_(model), settings_(settings), policy_(policy), forward_(model, std::move(backend)) {
     policy_.validate();
     detail::validate_policy_with(policy_, settings_, model.config());
     settings_.validate(policy_.selection.uses_schedule());
     if (settings_.eos_token_id < 0) settings_.eos_token_id = std::int32_t(model.config().eos_token_id);
   }
-  diffusion_decoder(const llada_model&&, diffusion_settings, Backend = {}) = delete;
-  diffusion_decoder(const llada_model&&, diffusion_settings, Policy, Backend = {}) = delete;
+  diffusion_decoder(const transformer_model&&, diffusion_settings, Backend = {}) = delete;
+  diffusion_decoder(const transformer_model&&, diffusion_settings, Policy, Backend = {}) = delete;
 
   const diffusion_settings& settings() const { return settings_; }
   const Policy& policy() const { return policy_; }
@@ -315,7 +315,7 @@ class diffusion_decoder {
   decode_output generate(const std::vector<decode_request>& requests, const decode_callback& callback = {},
                          const step_hooks& hooks = {}) {
     const detail::decode_clock start;
-    const llada_config& c = model_.config();
+    const transformer_config& c = model_.config();
     const block_layout& layout = settings_.layout;
     if (requests.empty()) throw argument_error("generate: no sequences");
     if (hooks.any() && settings_.mode != decode_mode::confidence)
@@ -401,7 +401,7 @@ class diffusion_decoder {
   // returns the number of rows.
   std::int64_t run_model(std::vector<state*>& batch, const std::vector<feed>& feeds,
                          const std::vector<std::vector<std::int32_t>>& rows, decode_output& result) {
-    const llada_config& c = model_.config();
+    const transformer_config& c = model_.config();
     const std::int64_t vocab = c.vocab_size;
     const bool guided = settings_.cfg_scale > 0.0f, cached = cache_.has_value();
     const std::int64_t n = std::int64_t(batch.size()), copies = guided ? 2 : 1;
@@ -526,7 +526,7 @@ class diffusion_decoder {
   void run_confidence_block(std::vector<state>& states, std::int32_t block, decode_output& result,
                             const decode_callback& callback, const step_hooks& hooks,
                             const detail::decode_clock& clock) {
-    const llada_config& c = model_.config();
+    const transformer_config& c = model_.config();
     const std::int32_t mask = std::int32_t(c.mask_token_id), steps = settings_.layout.steps_per_block();
     const std::int64_t vocab = c.vocab_size;
     const counter_rng rng{settings_.seed};
@@ -610,7 +610,7 @@ class diffusion_decoder {
 
   void run_ancestral_block(std::vector<state>& states, std::int32_t block, decode_output& result,
                            const decode_callback& callback, const detail::decode_clock& clock) {
-    const llada_config& c = model_.config();
+    const transformer_config& c = model_.config();
     const std::int32_t mask = std::int32_t(c.mask_token_id), steps = settings_.layout.steps_per_block();
     const std::int32_t length = settings_.layout.block_length;
     const std::int64_t vocab = c.vocab_size;
@@ -716,10 +716,10 @@ class diffusion_decoder {
     }
   }
 
-  const llada_model& model_;
+  const transformer_model& model_;
   diffusion_settings settings_;
   Policy policy_;
-  llada_forward<Backend> forward_;
+  transformer_forward<Backend> forward_;
   std::vector<std::int32_t> tokens_, lengths_, offsets_, slots_, kv_lengths_, origins_, selected_;
   std::vector<float> host_logits_;             // the candidate rows' logits, for the step hooks
   std::vector<candidate_action> actions_;

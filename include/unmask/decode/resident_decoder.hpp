@@ -52,13 +52,13 @@ class resident_decoder {
   using buffer = typename Backend::template buffer<T>;
   using policy_type = Policy;
 
-  resident_decoder(const llada_model& model, diffusion_settings settings, Backend backend = {})
+  resident_decoder(const transformer_model& model, diffusion_settings settings, Backend backend = {})
       : resident_decoder(model, settings,
                          policy_from_settings<Policy>(settings, std::int32_t(model.config().eos_token_id)),
                          std::move(backend)) {}
-  resident_decoder(const llada_model&&, diffusion_settings, Backend = {}) = delete;
-  resident_decoder(const llada_model&&, diffusion_settings, Policy, Backend = {}) = delete;
-  resident_decoder(const llada_model& model, diffusion_settings settings, Policy policy, Backend backend = {})
+  resident_decoder(const transformer_model&&, diffusion_settings, Backend = {}) = delete;
+  resident_decoder(const transformer_model&&, diffusion_settings, Policy, Backend = {}) = delete;
+  resident_decoder(const transformer_model& model, diffusion_settings settings, Policy policy, Backend backend = {})
       : model_(model), settings_(settings), policy_(policy), forward_(model, std::move(backend)) {
     policy_.validate();
     detail::validate_policy_with(policy_, settings_, model.config());
@@ -78,7 +78,7 @@ class resident_decoder {
 
   decode_output generate(const std::vector<decode_request>& requests) {
     const detail::decode_clock start;
-    const llada_config& c = model_.config();
+    const transformer_config& c = model_.config();
     const block_layout& layout = settings_.layout;
     const std::int32_t length = layout.block_length;
     if (requests.empty()) throw argument_error("generate: no sequences");
@@ -115,7 +115,7 @@ class resident_decoder {
 
   // Decodes one block of every active sequence; returns the model calls.
   std::int64_t run_block(std::vector<sequence_state*>& active, std::int32_t block) {
-    const llada_config& c = model_.config();
+    const transformer_config& c = model_.config();
     const std::int32_t mask = std::int32_t(c.mask_token_id), length = settings_.layout.block_length;
     const std::int32_t steps = settings_.layout.steps_per_block();
     const std::int64_t n = std::int64_t(active.size()), vocab = c.vocab_size;
@@ -230,10 +230,10 @@ class resident_decoder {
     return ++counter;
   }
 
-  const llada_model& model_;
+  const transformer_model& model_;
   diffusion_settings settings_;
   Policy policy_;
-  llada_forward<Backend> forward_;
+  transformer_forward<Backend> forward_;
   const std::uint64_t instance_ = next_instance();
   std::vector<std::int32_t> host_tokens_, host_lengths_, host_origins_, host_rows_;
   std::vector<resident_sequence> host_sequences_;

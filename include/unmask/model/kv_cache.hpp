@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "unmask/core/error.hpp"
-#include "unmask/model/llada_config.hpp"
+#include "unmask/model/model_config.hpp"
 
 namespace unmask {
 
@@ -23,8 +23,8 @@ class kv_cache {
   using activation = typename Backend::activation;
   using buffer = typename Backend::template buffer<activation>;
 
-  kv_cache(const llada_config& c, std::int64_t batch, std::int64_t capacity)
-      : batch_(batch), capacity_(capacity), kv_heads_(c.n_kv_heads), head_dim_(c.head_dim()) {
+  kv_cache(const transformer_config& c, std::int64_t batch, std::int64_t capacity)
+      : batch_(batch), capacity_(capacity), kv_heads_(c.n_kv_heads), head_dim_(c.head_dim) {
     if (batch <= 0 || capacity <= 0)
       throw argument_error(concat("kv_cache: batch ", batch, " and capacity ", capacity, " must be positive"));
     if (capacity > c.max_sequence_length)

@@ -9,6 +9,7 @@
 //   rope       half-rotation rotary embedding (unmask/model/rotary.hpp) from
 //              a table of cos and sin per position, shared by all heads
 //   widen      a row of a f32, f16 or bf16 tensor as fp32 (the embedding gather)
+//   add_bias   y[r, j] += bias[j] (the q/k/v biases of the Qwen2 layout)
 
 // n values of a weight in its dtype, from element `at`, as floats.
 template <class Ops>
@@ -100,6 +101,17 @@ void rope_rows(float* x, std::int64_t rows, std::int64_t heads, std::int64_t hea
       }
     }
   }, 4 * heads * head_dim);
+}
+
+template <class Ops>
+void add_bias_rows(float* y, std::int64_t rows, std::int64_t n, const tensor_ref& bias) {
+  constexpr int L = Ops::lanes;
+  parallel_for(0, rows, [&](std::int64_t r) {
+    float* yr = y + r * n;
+    std::int64_t j = 0;
+    for (; j + L <= n; j += L) Ops::store(yr + j, Ops::load(yr + j) + weight_load<Ops>(bias, j));
+    if (j < n) Ops::store_n(yr + j, Ops::load_n(yr + j, int(n - j)) + weight_load_n<Ops>(bias, j, int(n - j)), int(n - j));
+  }, 2 * n);
 }
 
 // out[0, count) = row `row` of w (rows, dim) as floats.

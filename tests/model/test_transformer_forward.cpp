@@ -1,7 +1,10 @@
 // The CPU forward pass against logits computed by Hugging Face transformers
-// (LlamaForCausalLM in float32, loaded with the same bf16 weights; see
-// tools/make_goldens.py): bidirectional, causal, block-causal, GQA with a tied
-// head from a sharded checkpoint, and batches of sequences of different
+// (LlamaForCausalLM for the LLaDA layout, tools/make_goldens.py;
+// Qwen2ForCausalLM and Qwen3ForCausalLM for Dream, Fast-dLLM v2 and SDAR,
+// tools/make_family_goldens.py; float32, the same bf16 weights):
+// bidirectional, causal, block-causal, GQA with a tied head from a sharded
+// checkpoint, q/k/v biases, per-head q/k norms with a head_dim apart from
+// d_model / n_heads, shifted logits, and batches of sequences of different
 // lengths. Tolerance: max |ours - reference| / max |reference| <= 1e-4 in
 // the default fp32 mode; the bf16 compute mode (activations and weights
 // multiplied as bf16, fp32 sums) has its own, bf16_tolerance.
@@ -17,7 +20,7 @@
 #include "support/expect_error.hpp"
 #include "support/test_files.hpp"
 #include "unmask/cpu/backend.hpp"
-#include "unmask/model/llada_forward.hpp"
+#include "unmask/model/transformer_forward.hpp"
 
 namespace unmask {
 namespace {
@@ -35,7 +38,7 @@ golden_result run_golden(const std::string& name, cpu_backend_options options = 
   const tensor_ref& tokens = golden.at("tokens");
   const tensor_ref& lengths = golden.at("lengths");
   const tensor_ref& reference = golden.at("logits");
-  const llada_model model = llada_model::load(test::data_dir() + "/" + golden.metadata().at("model"));
+  const transformer_model model = transformer_model::load(test::data_dir() + "/" + golden.metadata().at("model"));
   const std::string kind = golden.metadata().at("attention");
   attention_mask mask = attention_mask::full();
   if (kind == "causal") mask = attention_mask::causal();
@@ -50,7 +53,7 @@ golden_result run_golden(const std::string& name, cpu_backend_options options = 
   EXPECT_EQ(reference.shape, (shape_t{in.batch, in.seq_len, vocab}));
 
   std::vector<float> logits(std::size_t(in.batch * in.seq_len * vocab), std::nanf(""));  // poisoned
-  llada_forward<cpu_backend> forward(model, cpu_backend(options));
+  transformer_forward<cpu_backend> forward(model, cpu_backend(options));
   forward(in, mask, logits.data());
 
   const float* ref = static_cast<const float*>(reference.data);
@@ -72,9 +75,9 @@ golden_result run_golden(const std::string& name, cpu_backend_options options = 
   return r;
 }
 
-class LladaForwardGolden : public ::testing::TestWithParam<const char*> {};
+class ForwardGolden : public ::testing::TestWithParam<const char*> {};
 
-TEST_P(LladaForwardGolden, MatchesTransformers) {
+TEST_P(ForwardGolden, MatchesTransformers) {
   const golden_result r = run_golden(GetParam());
   RecordProperty("relative_error", std::to_string(r.relative()));
   std::printf("  %s: max |error| %.3g, max |logit| %.3g, relative %.3g\n", GetParam(), r.max_abs_error,
@@ -88,7 +91,7 @@ TEST_P(LladaForwardGolden, MatchesTransformers) {
 // the largest logit, and this bound leaves a factor of about three.
 constexpr double bf16_tolerance = 1e-2;
 
-TEST_P(LladaForwardGolden, Bf16ComputeModeMatchesTransformersWithinItsTolerance) {
+TEST_P(ForwardGolden, Bf16ComputeModeMatchesTransformersWithinItsTolerance) {
   cpu_backend_options options;
   options.compute = cpu::compute_mode::bf16;
   const golden_result r = run_golden(GetParam(), options);
@@ -98,19 +101,21 @@ TEST_P(LladaForwardGolden, Bf16ComputeModeMatchesTransformersWithinItsTolerance)
   EXPECT_GT(r.relative(), 1e-5) << "the bf16 mode did not round anything";
 }
 
-INSTANTIATE_TEST_SUITE_P(Goldens, LladaForwardGolden,
+INSTANTIATE_TEST_SUITE_P(Goldens, ForwardGolden,
                          ::testing::Values("mha_full", "mha_causal", "mha_block_causal", "gqa_full", "gqa_causal",
-                                           "mha_batched_full", "gqa_batched_causal"),
+                                           "mha_batched_full", "gqa_batched_causal", "dream_full", "dream_batched",
+                                           "fast_dllm_v2_block_causal", "fast_dllm_v2_batched", "sdar_block_causal",
+                                           "sdar_batched"),
                          [](const auto& param_info) { return std::string(param_info.param); });
 
-TEST(LladaForward, MasksDecideWhatEachPositionSees) {
+TEST(Forward, MasksDecideWhatEachPositionSees) {
   // Changing the last token must change every row under full attention, no
   // earlier row under causal attention, and only the last block's rows under
   // block-causal attention: a mask silently ignored would fail this.
-  const llada_model model = llada_model::load(test::data_dir() + "/tiny_llada_mha");
+  const transformer_model model = transformer_model::load(test::data_dir() + "/tiny_llada_mha");
   std::vector<std::int32_t> a = {5, 17, 42, 99, 99, 3, 64, 99}, b = a;
   b[7] = 11;
-  llada_forward<cpu_backend> forward(model);
+  transformer_forward<cpu_backend> forward(model);
   auto run = [&](const std::vector<std::int32_t>& tokens, attention_mask mask) {
     std::vector<float> logits(tokens.size() * 100);
     forward({tokens.data(), 1, 8, nullptr}, mask, logits.data());
@@ -131,16 +136,16 @@ TEST(LladaForward, MasksDecideWhatEachPositionSees) {
   }
 }
 
-TEST(LladaForward, WeightDtypeDoesNotChangeTheResult) {
+TEST(Forward, WeightDtypeDoesNotChangeTheResult) {
   // The bf16 weights widened to f32 must give bit-identical logits (the same
   // numbers reach the same arithmetic); narrowed to f16 they differ only where
   // tiny values fall into f16's subnormal range.
   const std::string source = test::data_dir() + "/tiny_llada_mha";
   std::vector<std::int32_t> tokens = {1, 2, 3, 99, 99, 50, 60, 70, 80, 99};
   token_batch in{tokens.data(), 1, std::int64_t(tokens.size()), nullptr};
-  const llada_model original = llada_model::load(source);
+  const transformer_model original = transformer_model::load(source);
   std::vector<float> expected(tokens.size() * 100);
-  llada_forward<cpu_backend>{original}(in, attention_mask::full(), expected.data());
+  transformer_forward<cpu_backend>{original}(in, attention_mask::full(), expected.data());
   for (const char* target : {"F32", "F16"}) {
     test::scratch_dir dir;
     test::copy_checkpoint(source, dir.str(), [&](std::vector<test::tensor_spec>& specs, nlohmann::json&) {
@@ -161,10 +166,10 @@ TEST(LladaForward, WeightDtypeDoesNotChangeTheResult) {
         s.bytes = out;
       }
     });
-    const llada_model widened = llada_model::load(dir.str());
-    EXPECT_EQ(widened.weights().wte.type, std::string(target) == "F32" ? dtype::f32 : dtype::f16);
+    const transformer_model widened = transformer_model::load(dir.str());
+    EXPECT_EQ(widened.weights().embedding.type, std::string(target) == "F32" ? dtype::f32 : dtype::f16);
     std::vector<float> got(expected.size());
-    llada_forward<cpu_backend>{widened}(in, attention_mask::full(), got.data());
+    transformer_forward<cpu_backend>{widened}(in, attention_mask::full(), got.data());
     const bool exact = std::string(target) == "F32";
     for (std::size_t i = 0; i < got.size(); ++i) {
       if (exact) ASSERT_EQ(got[i], expected[i]) << target << " at " << i;
@@ -173,13 +178,13 @@ TEST(LladaForward, WeightDtypeDoesNotChangeTheResult) {
   }
 }
 
-TEST(LladaForward, CachedDecodingEqualsTheFullCausalPass) {
+TEST(Forward, CachedDecodingEqualsTheFullCausalPass) {
   // Prefill 5 tokens, then feed one token per call against the K/V cache, two
   // sequences at different offsets: every row's logits equal the full causal
   // pass over the whole sequence.
-  const llada_model model = llada_model::load(test::data_dir() + "/tiny_llada_gqa");
+  const transformer_model model = transformer_model::load(test::data_dir() + "/tiny_llada_gqa");
   const std::vector<std::vector<std::int32_t>> seqs = {{4, 8, 15, 16, 23, 42, 7, 1, 99, 5}, {9, 9, 30, 31, 2, 60, 61}};
-  llada_forward<cpu_backend> forward(model);
+  transformer_forward<cpu_backend> forward(model);
   for (std::size_t s = 0; s < seqs.size(); ++s) {
     const auto& t = seqs[s];
     std::vector<float> full(t.size() * 100);
@@ -209,11 +214,11 @@ TEST(LladaForward, CachedDecodingEqualsTheFullCausalPass) {
   for (std::size_t v = 0; v < 100; ++v) EXPECT_NEAR(both[100 + v], alone[4 * 100 + v], 1e-5f);
 }
 
-TEST(LladaForward, SelectedRowsEqualTheFullOutput) {
-  const llada_model model = llada_model::load(test::data_dir() + "/tiny_llada_mha");
+TEST(Forward, SelectedRowsEqualTheFullOutput) {
+  const transformer_model model = transformer_model::load(test::data_dir() + "/tiny_llada_mha");
   std::vector<std::int32_t> tokens = {5, 17, 42, 99, 99, 3, 64, 99, 1, 2, 3, 99};
   const std::int32_t lengths[2] = {6, 4};
-  llada_forward<cpu_backend> forward(model);
+  transformer_forward<cpu_backend> forward(model);
   std::vector<float> full(12 * 100);
   forward({tokens.data(), 2, 6, lengths}, attention_mask::full(), full.data());
   const std::int32_t rows[3] = {4, 0, 9};
@@ -227,9 +232,67 @@ TEST(LladaForward, SelectedRowsEqualTheFullOutput) {
       {"logit row 12 is outside"});
 }
 
-TEST(LladaForwardBadInput, OffsetsNeedACache) {
-  const llada_model model = llada_model::load(test::data_dir() + "/tiny_llada_mha");
-  llada_forward<cpu_backend> forward(model);
+TEST(Forward, ShiftedLogitsComeFromThePreviousRow) {
+  // Dream's shift: row i's logits are the head's output at row i-1 (row 0's
+  // its own), per sequence; `raw` gives the outputs themselves, selected rows
+  // read the same values as the whole canvas, and the unshifted LLaDA model
+  // is unaffected by `raw`.
+  const transformer_model model = transformer_model::load(test::data_dir() + "/tiny_dream");
+  ASSERT_TRUE(model.config().shifted_logits);
+  std::vector<std::int32_t> tokens = {5, 17, 42, 99, 99, 3, 64, 99, 1, 2, 3, 99};
+  const std::int32_t lengths[2] = {6, 4};
+  transformer_forward<cpu_backend> forward(model);
+  std::vector<float> shifted(12 * 100), raw(12 * 100);
+  forward({tokens.data(), 2, 6, lengths}, attention_mask::full(), shifted.data());
+  forward({tokens.data(), 2, 6, lengths}, attention_mask::full(), raw.data(), nullptr, {nullptr, 0, true});
+  auto row = [](const std::vector<float>& x, int r) { return std::vector<float>(x.begin() + r * 100, x.begin() + (r + 1) * 100); };
+  for (int b = 0; b < 2; ++b)
+    for (int i = 0; i < lengths[b]; ++i)
+      EXPECT_EQ(row(shifted, b * 6 + i), row(raw, b * 6 + std::max(i - 1, 0))) << b << "," << i;
+  EXPECT_NE(row(raw, 1), row(raw, 2));
+  for (int i = 4; i < 6; ++i) EXPECT_EQ(row(shifted, 6 + i), std::vector<float>(100, 0.0f)) << "padding " << i;
+  const std::int32_t rows[4] = {7, 0, 3, 6};
+  std::vector<float> picked(4 * 100), picked_raw(4 * 100);
+  forward({tokens.data(), 2, 6, lengths}, attention_mask::full(), picked.data(), nullptr, {rows, 4});
+  forward({tokens.data(), 2, 6, lengths}, attention_mask::full(), picked_raw.data(), nullptr, {rows, 4, true});
+  for (int r = 0; r < 4; ++r) {
+    EXPECT_EQ(row(picked, r), row(shifted, rows[r])) << r;
+    EXPECT_EQ(row(picked_raw, r), row(raw, rows[r])) << r;
+  }
+
+  const transformer_model llada = transformer_model::load(test::data_dir() + "/tiny_llada_mha");
+  transformer_forward<cpu_backend> plain(llada);
+  std::vector<float> a(12 * 100), b(12 * 100);
+  plain({tokens.data(), 2, 6, lengths}, attention_mask::full(), a.data());
+  plain({tokens.data(), 2, 6, lengths}, attention_mask::full(), b.data(), nullptr, {nullptr, 0, true});
+  EXPECT_EQ(a, b);
+}
+
+TEST(Forward, ShiftedSliceAgainstACacheStartsWithItsOwnRow) {
+  // A block-causal shifted model (Fast-dLLM v2) fed a block-aligned slice
+  // against a cache of the blocks before it: the slice's rows 1.. equal the
+  // whole canvas's, and row 0 reads its own output (which is what the
+  // whole canvas gives row 1), as Fast-dLLM's cached decoding computes it.
+  const transformer_model model = transformer_model::load(test::data_dir() + "/tiny_fast_dllm_v2");
+  ASSERT_EQ(model.config().attention, trained_attention::block_causal);
+  const attention_mask mask = attention_mask::block_causal(std::int32_t(model.config().attention_block));
+  std::vector<std::int32_t> tokens = {5, 17, 42, 99, 8, 3, 64, 99, 1, 2, 3, 99};
+  transformer_forward<cpu_backend> forward(model);
+  std::vector<float> whole(12 * 100);
+  forward({tokens.data(), 1, 12, nullptr}, mask, whole.data());
+  kv_cache<cpu_backend> cache(model.config(), 1, 16);
+  std::vector<float> prefix(8 * 100), slice(4 * 100);
+  forward({tokens.data(), 1, 8, nullptr}, mask, prefix.data(), &cache);
+  const std::int32_t offset = 8;
+  forward({tokens.data() + 8, 1, 4, nullptr, &offset}, mask, slice.data(), &cache);
+  for (int i = 0; i < 4; ++i)
+    for (int v = 0; v < 100; ++v)
+      ASSERT_NEAR(slice[std::size_t(i * 100 + v)], whole[std::size_t((8 + std::max(i, 1)) * 100 + v)], 1e-5f) << i;
+}
+
+TEST(ForwardBadInput, OffsetsNeedACache) {
+  const transformer_model model = transformer_model::load(test::data_dir() + "/tiny_llada_mha");
+  transformer_forward<cpu_backend> forward(model);
   std::vector<std::int32_t> tokens = {1, 2};
   std::vector<float> logits(200);
   const std::int32_t offsets[1] = {3};
@@ -243,9 +306,9 @@ TEST(LladaForwardBadInput, OffsetsNeedACache) {
   expect_error<argument_error>([&] { kv_cache<cpu_backend>(model.config(), 1, 65); }, {"exceeds max_sequence_length"});
 }
 
-TEST(LladaForwardBadInput, TokenOutsideVocabulary) {
-  const llada_model model = llada_model::load(test::data_dir() + "/tiny_llada_mha");
-  llada_forward<cpu_backend> forward(model);
+TEST(ForwardBadInput, TokenOutsideVocabulary) {
+  const transformer_model model = transformer_model::load(test::data_dir() + "/tiny_llada_mha");
+  transformer_forward<cpu_backend> forward(model);
   std::vector<float> logits(4 * 100);
   std::vector<std::int32_t> tokens = {1, 2, 100, 4};
   expect_error<argument_error>([&] { forward({tokens.data(), 1, 4, nullptr}, attention_mask::full(), logits.data()); },
@@ -260,9 +323,9 @@ TEST(LladaForwardBadInput, TokenOutsideVocabulary) {
   EXPECT_NO_THROW(forward({tokens.data(), 1, 4, lengths}, attention_mask::full(), logits.data()));
 }
 
-TEST(LladaForwardBadInput, BadShapes) {
-  const llada_model model = llada_model::load(test::data_dir() + "/tiny_llada_mha");
-  llada_forward<cpu_backend> forward(model);
+TEST(ForwardBadInput, BadShapes) {
+  const transformer_model model = transformer_model::load(test::data_dir() + "/tiny_llada_mha");
+  transformer_forward<cpu_backend> forward(model);
   std::vector<std::int32_t> tokens(65, 1);
   std::vector<float> logits(65 * 100);
   expect_error<argument_error>([&] { forward({tokens.data(), 1, 65, nullptr}, attention_mask::full(), logits.data()); },

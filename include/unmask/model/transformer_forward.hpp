@@ -1,11 +1,23 @@
-// unmask/model/llada_forward.hpp
+// unmask/model/transformer_forward.hpp
 //
-// The LLaDA forward pass (GSAI-ML/LLaDA modeling_llada.py, llama block), once,
-// for any backend. For each of the n_layers blocks, on the residual stream x:
-//   h   = x + attn_out(Attention(rope(q_proj(n)), rope(k_proj(n)), v_proj(n))),  n = attn_norm(x)
-//   x'  = h + ff_out(silu(ff_proj(m)) * up_proj(m)),                             m = ff_norm(h)
-// then logits = head(ln_f(x)), with no logit or embedding scaling; the logit at
-// position i predicts token i (no shift). A batch is a canvas of
+// The forward pass of the dense masked transformer
+// (unmask/model/transformer_config.hpp), once, for any backend. For each of
+// the n_layers blocks, on the residual stream x:
+//   q, k, v = q_proj(n) + q_bias, k_proj(n) + k_bias, v_proj(n) + v_bias,   n = attn_norm(x)
+//   q, k    = rope(q_norm(q)), rope(k_norm(k))     (the norms per head, over head_dim; Qwen3 / SDAR)
+//   h       = x + o_proj(Attention(q, k, v))
+//   x'      = h + down_proj(silu(gate_proj(m)) * up_proj(m)),              m = mlp_norm(h)
+// then logits = head(final_norm(x)), with no logit or embedding scaling;
+// biases and q/k norms only where the configuration has them (LLaDA:
+// GSAI-ML/LLaDA modeling_llada.py, llama block; Dream and Fast-dLLM v2:
+// transformers' Qwen2 blocks; SDAR: Qwen3 blocks). The logit at row i
+// predicts the token at row i: for a model with shifted logits (Dream,
+// Fast-dLLM v2) row i's logits are the head's output at row i-1 of the same
+// sequence, and row 0's its own output (Dream's generation_utils.py:
+// logits = cat([logits[:, :1], logits[:, :-1]]), applied to whatever slice of
+// the canvas is fed, as Fast-dLLM's cached Dream decoding feeds it);
+// `logit_rows::raw` asks for the head's outputs unshifted (next-token
+// logits, for autoregressive decoding). A batch is a canvas of
 // (batch, seq_len) token ids with per-sequence lengths: sequence b occupies
 // positions [0, lengths[b]) and the rest is padding, invisible to attention and
 // zero in the logits. Activations are the backend's `activation` type (fp32
@@ -29,7 +41,7 @@
 #include "unmask/core/error.hpp"
 #include "unmask/model/attention_mask.hpp"
 #include "unmask/model/kv_cache.hpp"
-#include "unmask/model/llada_model.hpp"
+#include "unmask/model/transformer_model.hpp"
 
 namespace unmask {
 
@@ -52,13 +64,16 @@ struct token_batch {
 
 // Which rows get logits: `rows` indexes the flattened (batch * seq_len) rows;
 // the output then has shape (count, vocab_size). Null: every row, in order.
+// `raw`: the head's output at each row itself, also for a model with shifted
+// logits (where it predicts the next token).
 struct logit_rows {
   const std::int32_t* rows = nullptr;
   std::int64_t count = 0;
+  bool raw = false;
 };
 
 template <class Backend>
-class llada_forward {
+class transformer_forward {
  public:
   template <class T>
   using buffer = typename Backend::template buffer<T>;
@@ -66,15 +81,15 @@ class llada_forward {
   using cache_type = kv_cache<Backend>;
 
   // `model` must outlive the forward object.
-  explicit llada_forward(const llada_model&&, Backend = {}) = delete;  // the model must outlive the forward
-  explicit llada_forward(const llada_model& model, Backend backend = {})
+  explicit transformer_forward(const transformer_model&&, Backend = {}) = delete;  // the model must outlive the forward
+  explicit transformer_forward(const transformer_model& model, Backend backend = {})
       : model_(model), backend_(std::move(backend)) {
-    const llada_config& c = model.config();
+    const transformer_config& c = model.config();
     backend_.upload_weights(model);
-    rope_ = backend_.make_rope_table(c.max_sequence_length, c.head_dim(), float(c.rope_theta));
+    rope_ = backend_.make_rope_table(c.max_sequence_length, c.head_dim, float(c.rope_theta));
   }
 
-  const llada_model& model() const { return model_; }
+  const transformer_model& model() const { return model_; }
   Backend& backend() { return backend_; }
 
   // Logits in fp32 in the backend's memory: (batch, seq_len, vocab_size) with
@@ -90,11 +105,24 @@ class llada_forward {
   // Checks the batch and copies its inputs to the backend.
   void stage(const token_batch& in, cache_type* cache = nullptr, logit_rows selected = {}) {
     check(in, cache, selected);
+    // A shifted model reads each output row's logits from the row before it:
+    // the last layer then runs on those source rows (every row, when all are asked for).
+    const bool shift = model_.config().shifted_logits && !selected.raw;
+    const bool all_rows = !selected.rows;
+    if (shift) {
+      const std::int64_t count = all_rows ? in.batch * in.seq_len : selected.count;
+      host_source_rows_.resize(std::size_t(count));
+      for (std::int64_t r = 0; r < count; ++r) {
+        const std::int32_t row = all_rows ? std::int32_t(r) : selected.rows[r];
+        host_source_rows_[std::size_t(r)] = row % in.seq_len == 0 ? row : row - 1;
+      }
+      selected = logit_rows{host_source_rows_.data(), count, true};
+    }
     stage_inputs(in, cache != nullptr, selected);
-    staged_ = {in.batch, in.seq_len, selected.rows ? selected.count : 0, cache};
+    staged_ = {in.batch, in.seq_len, selected.rows ? selected.count : 0, cache, shift && all_rows};
     // Scratch grows here, never in run_staged (a captured graph keeps the addresses).
-    const llada_config& c = model_.config();
-    const std::size_t rows = std::size_t(in.batch * in.seq_len), hd = std::size_t(c.head_dim());
+    const transformer_config& c = model_.config();
+    const std::size_t rows = std::size_t(in.batch * in.seq_len), hd = std::size_t(c.head_dim);
     const std::size_t q_width = std::size_t(c.n_heads) * hd, kv_width = std::size_t(c.n_kv_heads) * hd;
     x_.reserve_at_least(rows * std::size_t(c.d_model));
     normed_.reserve_at_least(rows * std::size_t(c.d_model));
@@ -118,13 +146,13 @@ class llada_forward {
   void run_staged(attention_mask mask, float* logits, cache_type* cache = nullptr) {
     if (staged_.seq_len == 0) throw argument_error("forward: run_staged before stage");
     if (cache != staged_.cache) throw argument_error("forward: run_staged with another cache than was staged");
-    const llada_config& c = model_.config();
-    const llada_weights& w = model_.weights();
+    const transformer_config& c = model_.config();
+    const transformer_weights& w = model_.weights();
     token_batch in;
     in.batch = staged_.batch;
     in.seq_len = staged_.seq_len;
     const logit_rows selected{staged_.selected ? selected_.data() : nullptr, staged_.selected};
-    const std::int64_t rows = in.batch * in.seq_len, d = c.d_model, hd = c.head_dim();
+    const std::int64_t rows = in.batch * in.seq_len, d = c.d_model, hd = c.head_dim;
     const std::int64_t q_width = c.n_heads * hd, kv_width = c.n_kv_heads * hd, hidden = c.mlp_hidden_size;
 
     const float eps = float(c.rms_norm_eps);
@@ -146,9 +174,9 @@ class llada_forward {
     const attention_extents sel_extents{sel_offsets_.data(), sel_lengths_.data(), sel_kv_lengths_.data(),
                                         sel_slots_.data(), sel_origins_.data()};
 
-    backend_.embedding(tokens_.data(), rows, w.wte, x_.data());  // x (rows, d)
+    backend_.embedding(tokens_.data(), rows, w.embedding, x_.data());  // x (rows, d)
     for (std::size_t layer = 0; layer < w.layers.size(); ++layer) {
-      const llada_layer_weights& l = w.layers[layer];
+      const transformer_layer_weights& l = w.layers[layer];
       const bool compact = selected.rows && layer + 1 == w.layers.size();
       backend_.rmsnorm(x_.data(), rows, d, l.attn_norm, eps, normed_.data());
       {  // q (rows, heads, hd), k and v (rows, kv_heads, hd): one GEMM where the backend fuses them
@@ -156,6 +184,15 @@ class llada_forward {
         const std::int64_t n_qkv[3] = {q_width, kv_width, kv_width};
         activation* const y_qkv[3] = {q_.data(), k_.data(), v_.data()};
         backend_.matmul_nt_group(normed_.data(), rows, w_qkv, n_qkv, y_qkv, 3);
+      }
+      if (c.qkv_bias) {
+        backend_.add_bias(q_.data(), rows, q_width, l.q_bias);
+        backend_.add_bias(k_.data(), rows, kv_width, l.k_bias);
+        backend_.add_bias(v_.data(), rows, kv_width, l.v_bias);
+      }
+      if (c.qk_norm) {  // per head, in place: (rows * heads, hd)
+        backend_.rmsnorm(q_.data(), rows * c.n_heads, hd, l.q_norm, eps, q_.data());
+        backend_.rmsnorm(k_.data(), rows * c.n_kv_heads, hd, l.k_norm, eps, k_.data());
       }
       backend_.rope(q_.data(), rows, c.n_heads, hd, positions_.data(), rope_);
       backend_.rope(k_.data(), rows, c.n_kv_heads, hd, positions_.data(), rope_);
@@ -182,17 +219,17 @@ class llada_forward {
       } else {
         backend_.attention(q_.data(), keys, values, attended_.data(), shape, extents, mask);
       }
-      backend_.matmul_nt(attended_.data(), n, l.attn_out, d, x, true);  // x += attn_out(.)
+      backend_.matmul_nt(attended_.data(), n, l.o_proj, d, x, true);  // x += o_proj(.)
 
-      backend_.rmsnorm(x, n, d, l.ff_norm, eps, normed_.data());
+      backend_.rmsnorm(x, n, d, l.mlp_norm, eps, normed_.data());
       {  // gate and up (n, hidden)
-        const tensor_ref* const w_gate_up[2] = {&l.ff_proj, &l.up_proj};
+        const tensor_ref* const w_gate_up[2] = {&l.gate_proj, &l.up_proj};
         const std::int64_t n_gate_up[2] = {hidden, hidden};
         activation* const y_gate_up[2] = {gate_.data(), up_.data()};
         backend_.matmul_nt_group(normed_.data(), n, w_gate_up, n_gate_up, y_gate_up, 2);
       }
       backend_.swiglu(gate_.data(), up_.data(), n * hidden, gate_.data());
-      backend_.matmul_nt(gate_.data(), n, l.ff_out, d, x, true);  // x += ff_out(.)
+      backend_.matmul_nt(gate_.data(), n, l.down_proj, d, x, true);  // x += down_proj(.)
     }
     if (selected.rows) {
       // Only the requested rows reach ln_f and the head: (count, d) -> (count, vocab)
@@ -201,18 +238,19 @@ class llada_forward {
         backend_.gather_rows(x_.data(), selected_.data(), selected.count, d, attended_.data());
         x = attended_.data();
       }
-      backend_.rmsnorm(x, selected.count, d, w.ln_f, eps, normed_.data());
+      backend_.rmsnorm(x, selected.count, d, w.final_norm, eps, normed_.data());
       backend_.matmul_nt(normed_.data(), selected.count, w.head, c.vocab_size, logits, false);
+      if (staged_.zero_padding) backend_.zero_padding_rows(logits, in.batch, in.seq_len, c.vocab_size, lengths_.data());
       return;
     }
-    backend_.rmsnorm(x_.data(), rows, d, w.ln_f, eps, normed_.data());
+    backend_.rmsnorm(x_.data(), rows, d, w.final_norm, eps, normed_.data());
     backend_.matmul_nt(normed_.data(), rows, w.head, c.vocab_size, logits, false);  // (rows, vocab)
     backend_.zero_padding_rows(logits, in.batch, in.seq_len, c.vocab_size, lengths_.data());
   }
 
  private:
   void check(const token_batch& in, const cache_type* cache, const logit_rows& selected) const {
-    const llada_config& c = model_.config();
+    const transformer_config& c = model_.config();
     if (!in.tokens) throw argument_error("forward: token pointer is null");
     if (in.batch <= 0) throw argument_error(concat("forward: batch must be positive, got ", in.batch));
     if (in.seq_len <= 0) throw argument_error(concat("forward: seq_len must be positive, got ", in.seq_len));
@@ -312,9 +350,10 @@ class llada_forward {
     }
   }
 
-  const llada_model& model_;
+  const transformer_model& model_;
   Backend backend_;
   typename Backend::rope_table_type rope_;
+  std::vector<std::int32_t> host_source_rows_;
   std::vector<std::int32_t> host_tokens_, host_positions_, host_lengths_, host_offsets_, host_kv_lengths_, host_slots_,
       host_origins_, host_sel_offsets_, host_sel_kv_lengths_, host_sel_slots_, host_sel_origins_;
   buffer<std::int32_t> tokens_, positions_, lengths_, offsets_, kv_lengths_, slots_, origins_, selected_;
@@ -323,6 +362,7 @@ class llada_forward {
   struct staged_shape {
     std::int64_t batch = 0, seq_len = 0, selected = 0;
     const cache_type* cache = nullptr;
+    bool zero_padding = false;  // every row's logits through the selected path (shifted): zero the padding after
   } staged_;
 };
 

@@ -6,7 +6,7 @@
 
 #include "support/expect_error.hpp"
 #include "support/test_files.hpp"
-#include "unmask/model/llada_config.hpp"
+#include "unmask/model/model_config.hpp"
 
 namespace unmask {
 namespace {
@@ -31,35 +31,35 @@ nlohmann::json llada_8b_config() {
 }
 
 TEST(LladaConfig, ReadsTheTinyCheckpointConfig) {
-  const llada_config c = llada_config::load(test::data_dir() + "/tiny_llada_gqa/config.json");
+  const transformer_config c = load_model_config(test::data_dir() + "/tiny_llada_gqa/config.json");
   EXPECT_EQ(c.d_model, 64);
   EXPECT_EQ(c.n_heads, 4);
   EXPECT_EQ(c.n_kv_heads, 2);
   EXPECT_EQ(c.group_size(), 2);
-  EXPECT_EQ(c.head_dim(), 16);
+  EXPECT_EQ(c.head_dim, 16);
   EXPECT_EQ(c.mlp_hidden_size, 160);
   EXPECT_EQ(c.vocab_size, 100);
   EXPECT_EQ(c.mask_token_id, 99);
-  EXPECT_TRUE(c.weight_tying);
+  EXPECT_TRUE(c.tied_head);
   EXPECT_DOUBLE_EQ(c.rope_theta, 10000.0);
 }
 
 TEST(LladaConfig, ReadsTheLlada8BConfig) {
-  const llada_config c = llada_config::from_json(llada_8b_config(), "config.json");
+  const transformer_config c = read_model_config(llada_8b_config(), "config.json");
   EXPECT_EQ(c.n_layers, 32);
-  EXPECT_EQ(c.head_dim(), 128);
+  EXPECT_EQ(c.head_dim, 128);
   EXPECT_EQ(c.embedding_size, 126464);
   EXPECT_EQ(c.mask_token_id, 126336);
   EXPECT_EQ(c.eos_token_id, 126081);
   EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
   EXPECT_DOUBLE_EQ(c.rms_norm_eps, 1e-5);
-  EXPECT_FALSE(c.weight_tying);
+  EXPECT_FALSE(c.tied_head);
 }
 
 TEST(LladaConfig, NullKvHeadsMeansOnePerQueryHead) {
   nlohmann::json j = tiny_config();
   j["n_kv_heads"] = nullptr;
-  EXPECT_EQ(llada_config::from_json(j, "c").n_kv_heads, 4);
+  EXPECT_EQ(read_model_config(j, "c").n_kv_heads, 4);
 }
 
 TEST(LladaConfigBadInput, EveryRequiredKeyIsNamedWhenMissing) {
@@ -68,7 +68,7 @@ TEST(LladaConfigBadInput, EveryRequiredKeyIsNamedWhenMissing) {
                           "include_bias"}) {
     nlohmann::json j = tiny_config();
     j.erase(key);
-    expect_error<config_error>([&] { llada_config::from_json(j, "my/config.json"); },
+    expect_error<config_error>([&] { read_model_config(j, "my/config.json"); },
                                {"my/config.json", (std::string("missing key '") + key + "'").c_str()});
   }
 }
@@ -76,24 +76,24 @@ TEST(LladaConfigBadInput, EveryRequiredKeyIsNamedWhenMissing) {
 TEST(LladaConfigBadInput, WrongTypes) {
   nlohmann::json j = tiny_config();
   j["d_model"] = "64";
-  expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {"'d_model' must be an integer, got string"});
+  expect_error<config_error>([&] { read_model_config(j, "c"); }, {"'d_model' must be an integer, got string"});
   j = tiny_config();
   j["weight_tying"] = 1;
-  expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {"'weight_tying' must be true or false"});
-  expect_error<config_error>([&] { llada_config::from_json(nlohmann::json::array(), "c"); }, {"not a JSON object"});
+  expect_error<config_error>([&] { read_model_config(j, "c"); }, {"'weight_tying' must be true or false"});
+  expect_error<config_error>([&] { read_model_config(nlohmann::json::array(), "c"); }, {"not a JSON object"});
 }
 
 TEST(LladaConfigBadInput, UnknownArchitecture) {
   nlohmann::json j = tiny_config();
   j["architectures"] = {"LlamaForCausalLM"};
-  expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {"unknown architecture", "LlamaForCausalLM"});
+  expect_error<config_error>([&] { read_model_config(j, "c"); }, {"unknown architecture", "LlamaForCausalLM"});
   j = tiny_config();
   j["model_type"] = "qwen2";
-  expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {"unknown model_type \"qwen2\""});
+  expect_error<config_error>([&] { read_model_config(j, "c"); }, {"unknown model_type \"qwen2\""});
   j = tiny_config();
   j.erase("architectures");
   j.erase("model_type");
-  expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {"names no architecture"});
+  expect_error<config_error>([&] { read_model_config(j, "c"); }, {"names no architecture"});
 }
 
 TEST(LladaConfigBadInput, UnsupportedFeaturesAreRejectedByName) {
@@ -103,33 +103,33 @@ TEST(LladaConfigBadInput, UnsupportedFeaturesAreRejectedByName) {
   for (const auto& [key, value] : cases) {
     nlohmann::json j = tiny_config();
     j[key] = value;
-    expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {key, "not supported"});
+    expect_error<config_error>([&] { read_model_config(j, "c"); }, {key, "not supported"});
   }
 }
 
 TEST(LladaConfigBadInput, InconsistentShapes) {
   nlohmann::json j = tiny_config();
   j["n_heads"] = 5;
-  expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {"d_model 64 is not a multiple of n_heads 5"});
+  expect_error<config_error>([&] { read_model_config(j, "c"); }, {"d_model 64 is not a multiple of n_heads 5"});
   j = tiny_config();
   j["n_kv_heads"] = 3;
-  expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {"n_heads 4 is not a multiple of n_kv_heads 3"});
+  expect_error<config_error>([&] { read_model_config(j, "c"); }, {"n_heads 4 is not a multiple of n_kv_heads 3"});
   j = tiny_config();
   j["mask_token_id"] = 100;
-  expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {"mask_token_id 100 is outside the vocabulary"});
+  expect_error<config_error>([&] { read_model_config(j, "c"); }, {"mask_token_id 100 is outside the vocabulary"});
   j = tiny_config();
   j["n_layers"] = 0;
-  expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {"'n_layers' must be positive"});
+  expect_error<config_error>([&] { read_model_config(j, "c"); }, {"'n_layers' must be positive"});
   j = tiny_config();
   j["embedding_size"] = 50;
-  expect_error<config_error>([&] { llada_config::from_json(j, "c"); }, {"embedding_size 50 is smaller than vocab_size"});
+  expect_error<config_error>([&] { read_model_config(j, "c"); }, {"embedding_size 50 is smaller than vocab_size"});
 }
 
 TEST(LladaConfigBadInput, MalformedJsonFile) {
   test::scratch_dir dir;
   test::write_text(dir.file("config.json"), "{\"d_model\": 64,");
-  expect_error<file_error>([&] { llada_config::load(dir.file("config.json")); }, {"malformed JSON", "config.json"});
-  expect_error<file_error>([&] { llada_config::load(dir.file("absent.json")); }, {"cannot open", "absent.json"});
+  expect_error<file_error>([&] { load_model_config(dir.file("config.json")); }, {"malformed JSON", "config.json"});
+  expect_error<file_error>([&] { load_model_config(dir.file("absent.json")); }, {"cannot open", "absent.json"});
 }
 
 }  // namespace

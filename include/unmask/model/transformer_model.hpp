@@ -1,9 +1,12 @@
-// unmask/model/llada_model.hpp
+// unmask/model/transformer_model.hpp
 //
-// A loaded LLaDA model: its configuration, its memory-mapped checkpoint and
-// the weights bound by role. Loading reads `config.json` and the safetensors
-// files of a Hugging Face model directory (the GSAI-ML/LLaDA-8B layout),
-// validates all of it, and copies no weight.
+// A loaded model: its configuration, its memory-mapped checkpoint and the
+// weights bound by role. Loading reads `config.json` and the safetensors
+// files of a Hugging Face model directory in any layout unmask reads
+// (unmask/model/model_config.hpp: LLaDA, Dream, Fast-dLLM v2, SDAR, Qwen2,
+// Qwen3), validates all of it, and copies no weight. random() builds a model
+// of any configuration with deterministic random weights in that
+// configuration's own tensor names, for benchmarks at real sizes.
 #pragma once
 
 #include <algorithm>
@@ -16,31 +19,31 @@
 #include "unmask/cpu/parallel.hpp"
 #include "unmask/io/checkpoint.hpp"
 #include "unmask/random/philox.hpp"
-#include "unmask/model/llada_config.hpp"
-#include "unmask/model/llada_weights.hpp"
+#include "unmask/model/model_config.hpp"
+#include "unmask/model/transformer_weights.hpp"
 
 namespace unmask {
 
-class llada_model {
+class transformer_model {
  public:
-  static llada_model load(const std::string& directory) {
-    llada_model m;
+  static transformer_model load(const std::string& directory) {
+    transformer_model m;
     m.directory_ = directory;
-    m.config_ = llada_config::load((std::filesystem::path(directory) / "config.json").string());
+    m.config_ = load_model_config((std::filesystem::path(directory) / "config.json").string());
     m.checkpoint_ = std::make_unique<checkpoint>(checkpoint::open(directory));
-    m.weights_ = bind_llada_weights(*m.checkpoint_, m.config_);
+    m.weights_ = bind_weights(*m.checkpoint_, m.config_);
     return m;
   }
 
   // A model of the given shape with random weights held in memory (uniform
   // with std 0.02, norms 1), for benchmarks at real sizes; deterministic in `seed`.
-  static llada_model random(const llada_config& config, std::uint64_t seed = 0, dtype type = dtype::bf16) {
+  static transformer_model random(const transformer_config& config, std::uint64_t seed = 0, dtype type = dtype::bf16) {
     if (!is_compute_dtype(type)) throw argument_error("random model: weights must be F32, F16 or BF16");
-    llada_model m;
+    transformer_model m;
     m.directory_ = "<random>";
     m.config_ = config;
     m.checkpoint_ = std::make_unique<checkpoint>();
-    const std::int64_t d = config.d_model, hd = config.head_dim(), hidden = config.mlp_hidden_size;
+    config.validate("random model");
     std::uint32_t tensor_index = 0;
     auto fill = [&](const std::string& name, const shape_t& shape, bool norm) {
       void* data = m.checkpoint_->add_owned(name, shape, type);
@@ -66,29 +69,15 @@ class llada_model {
         }
       }, 4096 * 16);
     };
-    const std::string p = "model.transformer.";
-    fill(p + "wte.weight", {config.embedding_size, d}, false);
-    fill(p + "ln_f.weight", {d}, true);
-    if (!config.weight_tying) fill(p + "ff_out.weight", {config.embedding_size, d}, false);
-    for (std::int64_t i = 0; i < config.n_layers; ++i) {
-      const std::string b = p + "blocks." + std::to_string(i) + ".";
-      fill(b + "attn_norm.weight", {d}, true);
-      fill(b + "q_proj.weight", {config.n_heads * hd, d}, false);
-      fill(b + "k_proj.weight", {config.n_kv_heads * hd, d}, false);
-      fill(b + "v_proj.weight", {config.n_kv_heads * hd, d}, false);
-      fill(b + "attn_out.weight", {d, config.n_heads * hd}, false);
-      fill(b + "ff_norm.weight", {d}, true);
-      fill(b + "ff_proj.weight", {hidden, d}, false);
-      fill(b + "up_proj.weight", {hidden, d}, false);
-      fill(b + "ff_out.weight", {d, hidden}, false);
-    }
-    m.weights_ = bind_llada_weights(*m.checkpoint_, m.config_);
+    for (const weight_spec& s : weight_specs(config))
+      fill(tensor_name(config, s.role, s.layer), s.shape, s.is_norm());
+    m.weights_ = bind_weights(*m.checkpoint_, m.config_);
     return m;
   }
 
   const std::string& directory() const { return directory_; }
-  const llada_config& config() const { return config_; }
-  const llada_weights& weights() const { return weights_; }
+  const transformer_config& config() const { return config_; }
+  const transformer_weights& weights() const { return weights_; }
   const checkpoint& tensors() const { return *checkpoint_; }
 
   // Data a backend derives from the weights once per model and shares among
@@ -125,9 +114,9 @@ class llada_model {
   };
 
   std::string directory_;
-  llada_config config_;
+  transformer_config config_;
   std::unique_ptr<checkpoint> checkpoint_;
-  llada_weights weights_;
+  transformer_weights weights_;
   std::unique_ptr<prepared_store> prepared_ = std::make_unique<prepared_store>();
 };
 

@@ -4,6 +4,12 @@
 //   unmask generate -p "..." --compare [--json]     diffusion and its autoregressive twin side by side
 //   unmask info [--model DIR]                        the model's configuration, the CPU engine's
 //                                                    level and threads, its resident weights and peak RSS
+//   unmask generate --prompt-ids 5,17,42 --model DIR prompt as token ids, for a checkpoint without a
+//                                                    tokenizer (the output is ids too)
+//
+// The model's family picks the decoder: block-causal checkpoints (Fast-dLLM v2,
+// SDAR) decode block by block (unmask::block_diffusion_decoder, with the
+// family's published defaults), the others with unmask::diffusion_decoder.
 //
 // Without --model it runs the embedded tiny diffusion model (models/tiny-llada)
 // and, for --ar and --compare, its autoregressive twin (models/tiny-ar). Bad
@@ -36,6 +42,7 @@
 #include "unmask/decode/resident_decoder.hpp"
 #endif
 #include "unmask/decode/ar_decoder.hpp"
+#include "unmask/decode/block_diffusion_decoder.hpp"
 #include "unmask/decode/diffusion_decoder.hpp"
 #include "unmask/tokenizer/byte_level_bpe.hpp"
 
@@ -62,7 +69,7 @@ std::string embedded_model(const std::string& name) {
 const unmask::diffusion_settings library_defaults{};
 
 struct generate_options {
-  std::string prompt, model, ar_model, tokenizer;
+  std::string prompt, prompt_ids, model, ar_model, tokenizer;
   int gen_length = library_defaults.layout.gen_length, block_length = library_defaults.layout.block_length,
       steps = library_defaults.layout.steps;
   std::string policy = "low-confidence", schedule = "llada", remasking = "none", noise = "log-linear", cache = "none";
@@ -77,7 +84,61 @@ struct generate_options {
   bool visual = false, ar = false, compare = false, json = false, no_eos_stop = false;
   bool logits_eos_inf = false, confidence_eos_eot_inf = false;
   int eot_id = -1;  // -1: the tokenizer's <|eot_id|>
+  // Block-diffusion models (Fast-dLLM v2, SDAR): 0 / empty / unset take the family's defaults.
+  int sub_block_length = 0, block_steps = 0;
+  std::string strategy;
+  bool threshold_given = false, block_length_given = false;
 };
+
+// Prompt and output as text (a tokenizer) or as token ids (--prompt-ids).
+struct text_codec {
+  std::optional<unmask::bpe_tokenizer> tokenizer;
+
+  std::string decode(const std::vector<std::int32_t>& ids) const {
+    if (tokenizer) return tokenizer->decode(ids, true);
+    std::string out;
+    for (std::int32_t id : ids) out += (out.empty() ? "" : " ") + std::to_string(id);
+    return out;
+  }
+};
+
+// The ids of --prompt-ids ("5,17,42"), each checked.
+std::vector<std::int32_t> parse_ids(const std::string& list) {
+  std::vector<std::int32_t> ids;
+  std::size_t at = 0;
+  while (at <= list.size()) {
+    const std::size_t comma = std::min(list.find(',', at), list.size());
+    const std::string item = list.substr(at, comma - at);
+    std::size_t used = 0;
+    long long v = -1;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size() || v < 0 || v > INT32_MAX)
+      throw unmask::argument_error("--prompt-ids: '" + item + "' is not a token id (a list like 5,17,42)");
+    ids.push_back(std::int32_t(v));
+    at = comma + 1;
+  }
+  return ids;
+}
+
+// The codec and the prompt's ids: --prompt-ids as given (with the tokenizer
+// when there is one), else -p encoded by the tokenizer, which must exist.
+text_codec prompt_codec(const generate_options& o, const std::string& tokenizer_path, std::vector<std::int32_t>& prompt) {
+  text_codec codec;
+  if (fs::exists(tokenizer_path)) codec.tokenizer = unmask::bpe_tokenizer::load(tokenizer_path);
+  if (!o.prompt_ids.empty()) {
+    prompt = parse_ids(o.prompt_ids);
+  } else {
+    if (!codec.tokenizer)
+      throw unmask::file_error("cannot open '" + tokenizer_path + "': the model has no tokenizer (pass --tokenizer, or "
+                               "the prompt as --prompt-ids)");
+    prompt = codec.tokenizer->encode(o.prompt);
+  }
+  return codec;
+}
 
 unmask::diffusion_settings diffusion_settings_from(const generate_options& o) {
   unmask::diffusion_settings s;
@@ -114,12 +175,12 @@ unmask::diffusion_settings diffusion_settings_from(const generate_options& o) {
 }
 
 // Text of a canvas for display: committed tokens decoded, masks as a shaded block.
-std::string render(const unmask::bpe_tokenizer& tok, const std::vector<std::int32_t>& canvas, std::size_t begin,
+std::string render(const text_codec& tok, const std::vector<std::int32_t>& canvas, std::size_t begin,
                    std::int32_t mask, std::int32_t eos) {
   std::string out;
   std::vector<std::int32_t> run;
   auto flush = [&] {
-    if (!run.empty()) out += tok.decode(run, true);
+    if (!run.empty()) out += tok.decode(run) + (tok.tokenizer ? "" : " ");
     run.clear();
   };
   for (std::size_t i = begin; i < canvas.size(); ++i) {
@@ -138,11 +199,11 @@ std::string render(const unmask::bpe_tokenizer& tok, const std::vector<std::int3
 }
 
 // The generated text: decoded up to the first end-of-sequence token.
-std::string generated_text(const unmask::bpe_tokenizer& tok, const unmask::sequence_output& s, std::int32_t eos) {
+std::string generated_text(const text_codec& tok, const unmask::sequence_output& s, std::int32_t eos) {
   std::vector<std::int32_t> ids;
   for (std::size_t i = std::size_t(s.prompt_length); i < s.canvas.size() && s.canvas[i] != eos; ++i)
     ids.push_back(s.canvas[i]);
-  return tok.decode(ids, true);
+  return tok.decode(ids);
 }
 
 // The CPU backend the flags ask for (--isa caps the detected level, --compute bf16).
@@ -167,15 +228,65 @@ struct run_figures {
   double tokens_per_forward() const { return forwards ? double(tokens) / double(forwards) : 0.0; }
 };
 
+// The block-diffusion settings: the family's published defaults, with the flags given.
+unmask::block_diffusion_settings block_settings_from(const generate_options& o, const unmask::transformer_config& c) {
+  unmask::block_diffusion_settings s =
+      c.family == "SDAR" ? unmask::block_diffusion_settings::sdar() : unmask::block_diffusion_settings::fast_dllm_v2();
+  s.gen_length = o.gen_length;
+  if (o.block_length_given) s.block_length = o.block_length;
+  if (o.threshold_given) s.threshold = o.threshold;
+  if (o.sub_block_length > 0) s.sub_block_length = o.sub_block_length;
+  if (o.block_steps > 0) {
+    s.rule = unmask::block_step_rule::counted;
+    s.steps = o.block_steps;
+  }
+  if (!o.strategy.empty()) {
+    s.rule = unmask::block_step_rule::counted;
+    s.strategy = unmask::parse_counted_strategy(o.strategy);
+  }
+  s.sampling.temperature = o.temperature;
+  s.sampling.top_k = o.top_k;
+  s.sampling.top_p = o.top_p;
+  s.seed = o.seed;
+  s.stop_at_eos = !o.no_eos_stop;
+  return s;
+}
+
+template <class Backend>
+run_figures run_block_diffusion(const generate_options& o, const unmask::transformer_model& model,
+                                const text_codec& tok, const std::vector<std::int32_t>& prompt) {
+  const auto& c = model.config();
+  if (o.policy != "low-confidence" || o.cache != "none" || o.remasking != "none" || o.cfg > 0.0f)
+    throw unmask::argument_error(c.family + " decodes block by block (block-causal attention): --policy, --cache, "
+                                 "--remasking and --cfg do not apply; --threshold, --sub-block-length, --strategy "
+                                 "and --block-steps do");
+  unmask::block_diffusion_decoder<Backend> decoder(model, block_settings_from(o, c), make_backend<Backend>(o));
+  const auto out = decoder.generate({{prompt, 0}}, [&](const unmask::decode_event& e) {
+    if (o.visual) {
+      std::printf("[block %d, step %d] %s\n", e.block, e.step,
+                  render(tok, *e.canvas, prompt.size(), std::int32_t(c.mask_token_id), std::int32_t(c.eos_token_id)).c_str());
+      std::fflush(stdout);
+    }
+  });
+  run_figures f;
+  f.mode = "block diffusion";
+  f.text = generated_text(tok, out.sequences[0], std::int32_t(c.eos_token_id));
+  f.tokens = out.committed, f.forwards = out.forwards, f.seconds = out.seconds, f.cpu_seconds = out.cpu_seconds;
+  return f;
+}
+
 template <class Backend>
 run_figures run_diffusion(const generate_options& o, const std::string& dir, const std::string& tokenizer_path) {
   const unmask::transformer_model model = unmask::transformer_model::load(dir);
-  const unmask::bpe_tokenizer tok = unmask::bpe_tokenizer::load(tokenizer_path);
+  std::vector<std::int32_t> prompt;
+  const text_codec tok = prompt_codec(o, tokenizer_path, prompt);
   const auto& c = model.config();
-  const std::vector<std::int32_t> prompt = tok.encode(o.prompt);
+  if (c.objective != unmask::training_objective::masked_diffusion)
+    throw unmask::argument_error(dir + " holds an autoregressive " + c.family + " model: decode it with --ar");
+  if (c.attention == unmask::trained_attention::block_causal) return run_block_diffusion<Backend>(o, model, tok, prompt);
   unmask::diffusion_settings settings = diffusion_settings_from(o);
   if (settings.confidence_eos_eot_inf && settings.eot_token_id < 0) {
-    const std::optional<std::int32_t> eot = tok.find_token("<|eot_id|>");
+    const std::optional<std::int32_t> eot = tok.tokenizer ? tok.tokenizer->find_token("<|eot_id|>") : std::nullopt;
     if (!eot) throw unmask::argument_error("--confidence-eos-eot-inf: the tokenizer has no <|eot_id|> token; pass --eot-id");
     settings.eot_token_id = *eot;
   }
@@ -217,7 +328,8 @@ run_figures run_diffusion(const generate_options& o, const std::string& dir, con
 template <class Backend>
 run_figures run_ar(const generate_options& o, const std::string& dir, const std::string& tokenizer_path) {
   const unmask::transformer_model model = unmask::transformer_model::load(dir);
-  const unmask::bpe_tokenizer tok = unmask::bpe_tokenizer::load(tokenizer_path);
+  std::vector<std::int32_t> prompt;
+  const text_codec tok = prompt_codec(o, tokenizer_path, prompt);
   unmask::ar_settings s;
   s.max_new_tokens = o.gen_length;
   s.sampling.temperature = o.temperature;
@@ -225,7 +337,6 @@ run_figures run_ar(const generate_options& o, const std::string& dir, const std:
   s.sampling.top_p = o.top_p;
   s.seed = o.seed;
   s.stop_at_eos = !o.no_eos_stop;
-  std::vector<std::int32_t> prompt = tok.encode(o.prompt);
   if (prompt.empty()) prompt.push_back(std::int32_t(model.config().eos_token_id));  // start of a new verse
   unmask::ar_decoder<Backend> decoder(model, s, make_backend<Backend>(o));
   const auto out = decoder.generate({{prompt, 0}}, [&](const unmask::decode_event& e) {
@@ -288,6 +399,7 @@ int generate(const generate_options& o) {
 #endif
   if (o.json) {
     nlohmann::json j = {{"prompt", o.prompt}, {"runs", nlohmann::json::array()}};
+    if (!o.prompt_ids.empty()) j["prompt_ids"] = parse_ids(o.prompt_ids);
     for (const auto& f : runs) j["runs"].push_back(to_json(f));
     std::cout << j.dump(2) << "\n";
     return 0;
@@ -301,6 +413,24 @@ double peak_rss_mib() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return double(u.ru_maxrss) / 1024.0;
+}
+
+// What generate runs for a model's family, with the defaults that apply.
+std::string decoding_defaults(const unmask::transformer_config& c) {
+  if (c.objective == unmask::training_objective::autoregressive) return "autoregressive (generate --ar)";
+  if (c.attention == unmask::trained_attention::block_causal) {
+    const unmask::block_diffusion_settings s =
+        c.family == "SDAR" ? unmask::block_diffusion_settings::sdar() : unmask::block_diffusion_settings::fast_dllm_v2();
+    if (s.rule == unmask::block_step_rule::counted)
+      return "block diffusion, SDAR's low_confidence_dynamic: threshold " + std::to_string(s.threshold).substr(0, 4) +
+             ", steps per block = the block length";
+    return "block diffusion, Fast-dLLM v2's sub-block threshold: threshold " + std::to_string(s.threshold).substr(0, 3) +
+           ", sub-blocks of 8 (or the block)";
+  }
+  if (c.family == "Dream")
+    return "diffusion; Dream's samplers: --schedule dream --policy entropy|margin|low-confidence (its demos: "
+           "entropy, temperature 0.2, top-p 0.95)";
+  return "diffusion; LLaDA's generate.py: --policy low-confidence, 128 tokens, block 128, 128 steps";
 }
 
 int info(const std::string& dir_flag, const std::string& isa, const std::string& compute) {
@@ -318,6 +448,7 @@ int info(const std::string& dir_flag, const std::string& isa, const std::string&
   std::printf("logits               %s\n", c.shifted_logits ? "shifted (position i from the output at i-1)"
                                                               : "position i from the output at i");
   std::printf("q/k/v bias, q/k norm %s, %s\n", c.qkv_bias ? "yes" : "no", c.qk_norm ? "yes" : "no");
+  std::printf("decoding             %s\n", decoding_defaults(c).c_str());
   std::printf("layers               %lld\n", (long long)c.n_layers);
   std::printf("d_model              %lld\n", (long long)c.d_model);
   std::printf("heads / kv heads     %lld / %lld (head_dim %lld)\n", (long long)c.n_heads, (long long)c.n_kv_heads, (long long)c.head_dim);
@@ -357,17 +488,23 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   generate_options g;
   CLI::App* gen = app.add_subcommand("generate", "Generate text with a masked diffusion model");
-  gen->add_option("-p,--prompt", g.prompt, "Prompt text")->required();
-  gen->add_option("--model", g.model, "LLaDA-layout model directory (default: the embedded tiny model)")->check(CLI::ExistingDirectory);
+  CLI::Option* prompt_text = gen->add_option("-p,--prompt", g.prompt, "Prompt text");
+  CLI::Option* prompt_ids = gen->add_option("--prompt-ids", g.prompt_ids, "Prompt as token ids (5,17,42): for a model without a tokenizer");
+  prompt_text->excludes(prompt_ids);
+  gen->add_option("--model", g.model, "Model directory: LLaDA, Dream, Fast-dLLM v2, SDAR (default: the embedded tiny model)")->check(CLI::ExistingDirectory);
   gen->add_option("--ar-model", g.ar_model, "Autoregressive model for --compare (default: the embedded twin)")->check(CLI::ExistingDirectory);
   gen->add_option("--tokenizer", g.tokenizer, "tokenizer.json (default: the model directory's)")->check(CLI::ExistingFile);
   gen->add_option("--gen-length", g.gen_length, "Tokens to generate")->check(CLI::Range(1, 1 << 20));
-  gen->add_option("--block-length", g.block_length, "Semi-autoregressive block length")->check(CLI::Range(1, 1 << 20));
+  CLI::Option* block_length = gen->add_option("--block-length", g.block_length, "Semi-autoregressive block length (block-diffusion models: their trained block)")->check(CLI::Range(1, 1 << 20));
   gen->add_option("--steps", g.steps, "Denoising steps in total (top-k policies)")->check(CLI::Range(1, 1 << 20));
   gen->add_option("--policy", g.policy, "Which masked positions to commit")
       ->check(CLI::IsMember({"low-confidence", "margin", "entropy", "random", "threshold", "factor", "eb"}));
   gen->add_option("--schedule", g.schedule, "Tokens per step for top-k policies")->check(CLI::IsMember({"llada", "dream", "llama_cpp"}));
-  gen->add_option("--threshold", g.threshold, "Confidence threshold (--policy threshold)")->check(CLI::Range(0.0, 1.0));
+  CLI::Option* threshold = gen->add_option("--threshold", g.threshold, "Confidence threshold (--policy threshold; block-diffusion models)")->check(CLI::Range(0.0, 1.0));
+  gen->add_option("--sub-block-length", g.sub_block_length, "Block-diffusion models: sub-blocks of the threshold rule (Fast-dLLM v2; default 8)")->check(CLI::Range(1, 1 << 20));
+  gen->add_option("--strategy", g.strategy, "Block-diffusion models: counted strategy (SDAR's remasking_strategy)")
+      ->check(CLI::IsMember({"sequential", "low_confidence_static", "low_confidence_dynamic"}));
+  gen->add_option("--block-steps", g.block_steps, "Block-diffusion models: steps per block of the counted rule (default: the block length)")->check(CLI::Range(1, 1 << 20));
   gen->add_option("--factor", g.factor, "Fast-dLLM factor (--policy factor)")->check(CLI::Range(1e-6, 1e6));
   gen->add_option("--gamma", g.gamma, "Entropy bound (--policy eb)")->check(CLI::Range(0.0, 1e6));
   gen->add_option("--temperature", g.temperature, "Sampling temperature (0: greedy)")->check(CLI::Range(0.0, 100.0));
@@ -410,7 +547,7 @@ int main(int argc, char** argv) {
 #endif
   std::string info_model, info_isa, info_compute = "f32";
   CLI::App* inf = app.add_subcommand("info", "Print a model's configuration and what the CPU engine holds of it");
-  inf->add_option("--model", info_model, "LLaDA-layout model directory")->check(CLI::ExistingDirectory);
+  inf->add_option("--model", info_model, "Model directory (LLaDA, Dream, Fast-dLLM v2, SDAR, Qwen2, Qwen3)")->check(CLI::ExistingDirectory);
   inf->add_option("--threads", threads, "CPU threads")->check(CLI::Range(1, 1024));
   inf->add_option("--isa", info_isa, "CPU instruction set")->check(CLI::IsMember(levels));
   inf->add_option("--compute", info_compute, "CPU GEMMs: f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}));
@@ -425,8 +562,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "unmask: %s (see unmask --help)\n", e.what());
     return 2;
   }
+  g.threshold_given = threshold->count() > 0;
+  g.block_length_given = block_length->count() > 0;
   try {
     if (threads > 0) unmask::cpu::set_thread_count(threads);
+    if (*gen && g.prompt_ids.empty() && prompt_text->count() == 0)
+      throw unmask::argument_error("generate needs a prompt: -p TEXT or --prompt-ids LIST");
     if (*inf) return info(info_model, info_isa, info_compute);
     if (g.ar && g.compare) throw unmask::argument_error("--ar and --compare cannot be combined");
     if (g.remasking != "none" && g.policy != "low-confidence")

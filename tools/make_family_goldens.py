@@ -74,12 +74,11 @@ STD_HEAD = 0.125
 STD_NORM = 0.1
 
 
-def dream_config():
+def qwen_config_keys():
+    """The keys the published Qwen-layout configs share, with the tiny shapes."""
     s = SHAPES
     return {
-        "architectures": ["DreamModel"],
         "attention_dropout": 0.0,
-        "auto_map": {"AutoConfig": "configuration_dream.DreamConfig", "AutoModel": "modeling_dream.DreamModel"},
         "bos_token_id": BOS_ID,
         "eos_token_id": EOS_ID,
         "hidden_act": "silu",
@@ -89,99 +88,62 @@ def dream_config():
         "mask_token_id": MASK_ID,
         "max_position_embeddings": s["max_position_embeddings"],
         "max_window_layers": s["num_hidden_layers"],
-        "model_type": "Dream",
         "num_attention_heads": s["num_attention_heads"],
         "num_hidden_layers": s["num_hidden_layers"],
         "num_key_value_heads": s["num_key_value_heads"],
-        "pad_token_id": PAD_ID,
         "rms_norm_eps": s["rms_norm_eps"],
         "rope_scaling": None,
         "rope_theta": s["rope_theta"],
         "sliding_window": None,
         "tie_word_embeddings": False,
         "torch_dtype": "bfloat16",
-        "transformers_version": "4.46.2",
         "use_cache": False,
         "use_sliding_window": False,
         "vocab_size": s["vocab_size"],
     }
 
 
-def fast_dllm_v2_config():
-    s = SHAPES
-    return {
+def dream_config():  # Dream-org/Dream-v0-Instruct-7B's keys
+    return dict(qwen_config_keys(), **{
+        "architectures": ["DreamModel"],
+        "auto_map": {"AutoConfig": "configuration_dream.DreamConfig", "AutoModel": "modeling_dream.DreamModel"},
+        "model_type": "Dream",
+        "pad_token_id": PAD_ID,
+        "transformers_version": "4.46.2",
+    })
+
+
+def fast_dllm_v2_config():  # Efficient-Large-Model/Fast_dLLM_v2_1.5B's keys (tied, as Qwen2.5-1.5B)
+    return dict(qwen_config_keys(), **{
         "architectures": ["Fast_dLLM_QwenForCausalLM"],
-        "attention_dropout": 0.0,
         "auto_map": {"AutoConfig": "configuration.Fast_dLLM_QwenConfig",
                      "AutoModelForCausalLM": "modeling.Fast_dLLM_QwenForCausalLM"},
         "bd_size": 4,
-        "bos_token_id": BOS_ID,
-        "eos_token_id": EOS_ID,
-        "hidden_act": "silu",
-        "hidden_size": s["hidden_size"],
-        "initializer_range": 0.02,
-        "intermediate_size": s["intermediate_size"],
-        "mask_token_id": MASK_ID,
-        "max_position_embeddings": s["max_position_embeddings"],
-        "max_window_layers": s["num_hidden_layers"],
         "model_type": "Fast_dLLM_Qwen",
-        "num_attention_heads": s["num_attention_heads"],
-        "num_hidden_layers": s["num_hidden_layers"],
-        "num_key_value_heads": s["num_key_value_heads"],
-        "rms_norm_eps": s["rms_norm_eps"],
-        "rope_scaling": None,
-        "rope_theta": s["rope_theta"],
-        "sliding_window": None,
         "tie_word_embeddings": True,
-        "torch_dtype": "bfloat16",
         "transformers_version": "4.53.1",
         "use_cache": True,
-        "use_sliding_window": False,
-        "vocab_size": s["vocab_size"],
-    }
+    })
 
 
-def sdar_config():
-    s = SHAPES
-    return {
+def sdar_config():  # JetLM/SDAR-1.7B-Chat's keys
+    return dict(qwen_config_keys(), **{
         "architectures": ["SDARForCausalLM"],
         "attention_bias": False,
-        "attention_dropout": 0.0,
         "attn_implementation": "flex_attention",
         "auto_map": {"AutoConfig": "configuration_sdar.SDARConfig", "AutoModel": "modeling_sdar.SDARModel",
                      "AutoModelForCausalLM": "modeling_sdar.SDARForCausalLM"},
         "block_size": 4,
-        "bos_token_id": BOS_ID,
         "debug": False,
-        "eos_token_id": EOS_ID,
         "ep_size": 1,
         "fuse_cross_entropy": True,
         "head_dim": 32,
-        "hidden_act": "silu",
-        "hidden_size": s["hidden_size"],
-        "initializer_range": 0.02,
-        "intermediate_size": s["intermediate_size"],
-        "mask_token_id": MASK_ID,
-        "max_position_embeddings": s["max_position_embeddings"],
-        "max_window_layers": s["num_hidden_layers"],
         "micro_forward": False,
         "model_type": "sdar",
-        "num_attention_heads": s["num_attention_heads"],
-        "num_hidden_layers": s["num_hidden_layers"],
-        "num_key_value_heads": s["num_key_value_heads"],
-        "rms_norm_eps": s["rms_norm_eps"],
-        "rope_scaling": None,
-        "rope_theta": s["rope_theta"],
         "skip_checkpoint": False,
-        "sliding_window": None,
-        "tie_word_embeddings": False,
-        "torch_dtype": "bfloat16",
         "transformers_version": "4.52.4",
-        "use_cache": False,
         "use_deepep": False,
-        "use_sliding_window": False,
-        "vocab_size": s["vocab_size"],
-    }
+    })
 
 
 # name -> (config, Qwen3 blocks, attention, block size, shifted, sharded, seed)

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <string>
@@ -105,6 +106,41 @@ TEST(UnmaskCli, InfoNamesTheFamily) {
     for (const char* f : fragments) EXPECT_NE(r.out.find(f), std::string::npos) << model << ": " << f << "\n" << r.out;
   }
   EXPECT_NE(run("info").out.find("family               LLaDA"), std::string::npos);
+}
+
+TEST(UnmaskCli, EveryFamilyRunsEndToEnd) {
+  // The tiny checkpoints have no tokenizer: prompts and outputs as ids. The
+  // family picks the decoder (block by block for the block-causal ones).
+  const std::string data = UNMASK_TEST_DATA_DIR;
+  const std::pair<std::string, std::string> cases[] = {
+      {"tiny_dream", "--gen-length 12 --block-length 12 --steps 6 --schedule dream --policy entropy"},
+      {"tiny_fast_dllm_v2", "--gen-length 12 --threshold 0.05"},
+      {"tiny_sdar", "--gen-length 12 --strategy low_confidence_static --block-steps 2"},
+      {"tiny_llada_mha", "--gen-length 8 --block-length 8 --steps 4"}};
+  for (const auto& [model, flags] : cases) {
+    const result r = run("generate --model " + data + "/" + model + " --prompt-ids 5,17,42,7 --no-eos-stop --json " + flags);
+    ASSERT_EQ(r.status, 0) << model << ": " << r.err;
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    const nlohmann::json& run0 = j.at("runs").at(0);
+    EXPECT_EQ(j.at("prompt_ids"), nlohmann::json({5, 17, 42, 7})) << model;
+    EXPECT_EQ(run0.at("mode"), model == "tiny_fast_dllm_v2" || model == "tiny_sdar" ? "block diffusion" : "diffusion") << model;
+    EXPECT_EQ(run0.at("tokens"), model == "tiny_llada_mha" ? 8 : 12) << model;
+    const std::string text = run0.at("text");
+    EXPECT_FALSE(text.empty()) << model;  // ids up to the first end-of-sequence id
+    EXPECT_LE(std::count(text.begin(), text.end(), ' ') + 1, model == "tiny_llada_mha" ? 8 : 12) << model << ": " << text;
+    if (model == "tiny_sdar") {
+      EXPECT_EQ(run0.at("forwards"), 1 + 3 * 2 + 2) << "prefill, two steps per block, two stores";
+    }
+  }
+  const result no_tokenizer = run("generate --model " + data + "/tiny_dream -p hello");
+  EXPECT_EQ(no_tokenizer.status, 1) << no_tokenizer.err;
+  EXPECT_NE(no_tokenizer.err.find("--prompt-ids"), std::string::npos) << no_tokenizer.err;
+  for (const std::string bad : {"--prompt-ids 5,x", "--prompt-ids 5,,6", "--prompt-ids 5 --policy threshold",
+                                "--prompt-ids 5 --block-length 8", "--prompt-ids 5 --strategy fastest"}) {
+    const result r = run("generate --model " + data + "/tiny_sdar " + bad);
+    EXPECT_EQ(r.status, 2) << bad << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1) << bad << ": " << r.err;
+  }
 }
 
 TEST(UnmaskCli, BadFlagsAndValuesExitTwoWithOneLine) {

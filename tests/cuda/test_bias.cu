@@ -25,8 +25,8 @@ TEST(CudaBiasHost, LauncherChecksItsArguments) {
   float y[4] = {}, b[2] = {};
   EXPECT_EQ(cuda::add_bias(y, b, -1, 2, nullptr), cudaErrorInvalidValue);
   EXPECT_EQ(cuda::add_bias(y, b, 2, -1, nullptr), cudaErrorInvalidValue);
-  EXPECT_EQ(cuda::add_bias<float, float>(nullptr, b, 2, 2, nullptr), cudaErrorInvalidValue);
-  EXPECT_EQ(cuda::add_bias<float, float>(y, nullptr, 2, 2, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ((cuda::add_bias<float, float>(nullptr, b, 2, 2, nullptr)), cudaErrorInvalidValue);
+  EXPECT_EQ((cuda::add_bias<float, float>(y, nullptr, 2, 2, nullptr)), cudaErrorInvalidValue);
   EXPECT_EQ(cuda::add_bias(y, b, 0, 2, nullptr), cudaSuccess);  // nothing to do
 }
 

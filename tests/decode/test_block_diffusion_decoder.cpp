@@ -84,8 +84,8 @@ std::vector<golden_case> cases() {
   return out;
 }
 
-INSTANTIATE_TEST_SUITE_P(Reference, BlockDiffusionGolden, ::testing::ValuesIn(cases()), [](const auto& info) {
-  std::string name = info.param.name;
+INSTANTIATE_TEST_SUITE_P(Reference, BlockDiffusionGolden, ::testing::ValuesIn(cases()), [](const auto& param_info) {
+  std::string name = param_info.param.name;
   for (char& ch : name)
     if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
   return name;

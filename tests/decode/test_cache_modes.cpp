@@ -88,6 +88,32 @@ TEST(CacheModes, BlockCausalCachedLogitsEqualUncached) {
   for (std::size_t i = 0; i < first.size(); ++i) ASSERT_EQ(first[i], full[i]) << i;
 }
 
+TEST(CacheModes, ShiftedLogitsThroughEveryCacheMode) {
+  // Dream's shift: a cached step feeds the block from the row before it, so
+  // the block's first position is still predicted from the position before
+  // it; the exact modes stay exact (the block-causal cache, and prefix / dual
+  // caches refreshed every step).
+  const transformer_model dream = transformer_model::load(test::data_dir() + "/tiny_dream");
+  auto run = [&](const diffusion_settings& s) {
+    diffusion_decoder<cpu_backend> decoder(dream, s);
+    traced_output t;
+    t.out = decoder.generate(requests, [&](const decode_event& e) { t.trace.push_back(*e.committed_positions); });
+    return t;
+  };
+  for (diffusion_settings s : policy_variants()) {
+    diffusion_settings b = s;
+    b.attention = attention_mask::block_causal(8);
+    const traced_output block_reference = run(b);
+    b.cache.mode = cache_mode::block_causal;
+    expect_identical(block_reference, run(b), "Dream, block-causal cache");
+    const traced_output reference = run(s);
+    for (cache_mode mode : {cache_mode::prefix, cache_mode::dual}) {
+      s.cache = {mode, 1};
+      expect_identical(reference, run(s), std::string("Dream, ") + to_string(mode) + " refreshed every step");
+    }
+  }
+}
+
 TEST(CacheModes, PrefixAndDualRefreshedEveryStepAreExact) {
   for (diffusion_settings s : policy_variants()) {
     const traced_output reference = decode(s);

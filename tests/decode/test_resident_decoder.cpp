@@ -79,6 +79,19 @@ TEST_P(ResidentDecoder, EqualsDiffusionDecoder) {
 INSTANTIATE_TEST_SUITE_P(Policies, ResidentDecoder, ::testing::ValuesIn(cases()),
                          [](const auto& param) { return param.param.name; });
 
+TEST(ResidentDecoder, ShiftedLogitsEqualTheStepwiseLoop) {
+  // Dream (Qwen2 blocks with biases, shifted logits) on the resident path.
+  const transformer_model dream = transformer_model::load(test::data_dir() + "/tiny_dream");
+  for (const resident_case& c : test::confidence_policy_cases()) {
+    const decode_output expected = diffusion_decoder<cpu_backend>(dream, c.settings).generate(requests);
+    const decode_output got = resident_decoder<cpu_backend>(dream, c.settings).generate(requests);
+    ASSERT_EQ(got.sequences.size(), expected.sequences.size());
+    for (std::size_t q = 0; q < got.sequences.size(); ++q)
+      EXPECT_EQ(got.sequences[q].canvas, expected.sequences[q].canvas) << c.name << ", sequence " << q;
+    EXPECT_EQ(got.forwards, expected.forwards) << c.name;
+  }
+}
+
 TEST(ResidentDecoderSettings, RefusesWhatItDoesNotRun) {
   diffusion_settings s;
   s.layout = {24, 8, 12};

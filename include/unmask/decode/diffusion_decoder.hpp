@@ -385,12 +385,17 @@ class diffusion_decoder {
 
   // The rows each sequence feeds for this step under the cache mode; the
   // whole canvas without a cache.
+  // A model with shifted logits (Dream) reads a position's logits from the
+  // row before it, so a fed slice starts one row before the block: the
+  // block's first position is predicted from the last position before it
+  // (the prompt's, for the first block), whatever the cache mode.
   feed plan_feed(const state& st, bool refresh) const {
     const std::int32_t length = std::int32_t(st.out.canvas.size());
+    const std::int32_t from = model_.config().shifted_logits ? std::max(0, st.block_begin - 1) : st.block_begin;
     switch (settings_.cache.mode) {
-      case cache_mode::prefix: return refresh ? feed{0, length} : feed{st.block_begin, length};
-      case cache_mode::dual: return refresh ? feed{0, length} : feed{st.block_begin, st.block_end, length};
-      case cache_mode::block_causal: return feed{st.cached_upto, st.block_end};
+      case cache_mode::prefix: return refresh ? feed{0, length} : feed{from, length};
+      case cache_mode::dual: return refresh ? feed{0, length} : feed{from, st.block_end, length};
+      case cache_mode::block_causal: return feed{std::min(st.cached_upto, from), st.block_end};
       default: return feed{0, length};
     }
   }

@@ -45,6 +45,7 @@
 #include "unmask/schedule/noise_schedule.hpp"
 #include "unmask/decode/ar_decoder.hpp"
 #include "unmask/decode/backend_interface.hpp"
+#include "unmask/decode/block_diffusion_decoder.hpp"
 #include "unmask/decode/diffusion_decoder.hpp"
 #include "unmask/decode/resident_decoder.hpp"
 #include "unmask/decode/resident_state.hpp"

@@ -120,6 +120,12 @@ class block_diffusion_decoder {
     if (settings_.rule == block_step_rule::sub_block_threshold && settings_.block_length % settings_.sub_block_length)
       throw argument_error(concat("sub_block_length ", settings_.sub_block_length, " does not divide the block length ",
                                   settings_.block_length));
+    // stop_at_eos: the model's end-of-sequence ids are stop tokens (checked with the others per finished block).
+    if (settings_.stop_at_eos) {
+      std::vector<std::int32_t>& ids = settings_.stop.token_ids;
+      ids.push_back(std::int32_t(c.eos_token_id));
+      for (std::int64_t id : c.stop_token_ids) ids.push_back(std::int32_t(id));
+    }
   }
   block_diffusion_decoder(const transformer_model&&, block_diffusion_settings, Backend = {}) = delete;
 
@@ -161,9 +167,8 @@ class block_diffusion_decoder {
     local_rows_.clear();
     for (std::int32_t p : rows) local_rows_.push_back(p - begin);
     logits_.reserve_at_least(std::size_t(rows.size()) * std::size_t(c.vocab_size));
-    const std::int32_t offset = begin, kv_length = end;
-    token_batch in{out.canvas.data() + begin, 1, width, nullptr, &offset, nullptr, &kv_length,
-                   nullptr};
+    const std::int32_t offset = begin;
+    token_batch in{out.canvas.data() + begin, 1, width, nullptr, &offset};
     const attention_mask mask = attention_mask::block_causal(settings_.block_length);
     forward_(in, mask, logits_.data(), &*cache_, {local_rows_.data(), std::int64_t(local_rows_.size()), raw});
     ++result.forwards;
@@ -241,18 +246,16 @@ class block_diffusion_decoder {
         run(out, begin, end, rows, false, result);
         choose(rows.size(), id, rng_step, rows, settings_.sampling);
         committed.clear();
-        select(rows, step, committed);
-        for (std::int32_t p : committed) {
-          const std::size_t i = std::size_t(std::find(rows.begin(), rows.end(), p) - rows.begin());
-          out.canvas[std::size_t(p)] = choices_[i].token;
+        for (std::size_t i : select(rows.size(), step)) {
+          out.canvas[std::size_t(rows[i])] = choices_[i].token;
+          committed.push_back(rows[i]);
         }
         out.committed += std::int64_t(committed.size());
         std::sort(committed.begin(), committed.end());
         notify(callback, index, block, step, out, committed);
         ++step, ++rng_step;
       }
-      if (detail::finish_block(out, std::max(begin, P), end, stop, false, eos) || stop_token_in_block(out, begin, end))
-        return;
+      if (detail::finish_block(out, std::max(begin, P), end, stop, false, eos)) return;
       if (end >= L) break;
       // Store the full block's K/V (and, for a shifted model, commit the next block's first position).
       committed.clear();
@@ -263,24 +266,11 @@ class block_diffusion_decoder {
     }
   }
 
-  // With stop_at_eos, any of the model's stop ids in the finished block ends the sequence.
-  bool stop_token_in_block(sequence_output& out, std::int32_t begin, std::int32_t end) const {
-    if (!settings_.stop_at_eos) return false;
-    const transformer_config& c = model_.config();
-    for (std::int32_t p = std::max(begin, out.prompt_length); p < end; ++p)
-      if (c.is_stop_token(out.canvas[std::size_t(p)])) {
-        std::fill(out.canvas.begin() + end, out.canvas.end(), std::int32_t(c.eos_token_id));
-        out.stop = stop_reason::stop_token;
-        out.stopped_at_eos = true;
-        return true;
-      }
-    return false;
-  }
-
-  // Which of `rows` (masked positions, ascending; choices_ holds their
-  // tokens and confidences) step `step` commits.
-  void select(const std::vector<std::int32_t>& rows, std::int32_t step, std::vector<std::int32_t>& out) const {
-    const std::size_t n = rows.size();
+  // Which of the n candidates (masked positions, ascending; choices_ holds
+  // their tokens and confidences) step `step` commits, as indices.
+  const std::vector<std::size_t>& select(std::size_t n, std::int32_t step) {
+    std::vector<std::size_t>& out = picked_;
+    out.clear();
     // The most confident first; ties to the lower position (torch.argmax / topk on CPU).
     order_.resize(n);
     std::iota(order_.begin(), order_.end(), std::size_t(0));
@@ -288,29 +278,30 @@ class block_diffusion_decoder {
                      [&](std::size_t a, std::size_t b) { return choices_[a].confidence > choices_[b].confidence; });
     if (settings_.rule == block_step_rule::sub_block_threshold) {
       for (std::size_t i = 0; i < n; ++i)
-        if (i == 0 || choices_[order_[i]].confidence > settings_.threshold) out.push_back(rows[order_[i]]);
-      return;
+        if (i == 0 || choices_[order_[i]].confidence > settings_.threshold) out.push_back(order_[i]);
+      return out;
     }
     const std::int32_t B = settings_.block_length, S = settings_.steps;
     const std::int32_t count = std::min<std::int32_t>(std::int32_t(n), B / S + (step < B % S ? 1 : 0));
     switch (settings_.strategy) {
       case counted_strategy::sequential:
-        for (std::int32_t i = 0; i < count; ++i) out.push_back(rows[std::size_t(i)]);
-        return;
+        for (std::int32_t i = 0; i < count; ++i) out.push_back(std::size_t(i));
+        return out;
       case counted_strategy::low_confidence_dynamic: {
         std::int32_t above = 0;
         for (std::size_t i = 0; i < n; ++i) above += choices_[i].confidence > settings_.threshold;
         if (above >= count) {
           for (std::size_t i = 0; i < n; ++i)
-            if (choices_[i].confidence > settings_.threshold) out.push_back(rows[i]);
-          return;
+            if (choices_[i].confidence > settings_.threshold) out.push_back(i);
+          return out;
         }
         [[fallthrough]];
       }
       case counted_strategy::low_confidence_static:
-        for (std::int32_t i = 0; i < count; ++i) out.push_back(rows[order_[std::size_t(i)]]);
-        return;
+        for (std::int32_t i = 0; i < count; ++i) out.push_back(order_[std::size_t(i)]);
+        return out;
     }
+    return out;
   }
 
   const transformer_model& model_;
@@ -321,7 +312,7 @@ class block_diffusion_decoder {
   std::vector<std::int32_t> local_rows_;
   std::vector<draw_site> sites_;
   std::vector<token_choice> choices_;
-  mutable std::vector<std::size_t> order_;
+  std::vector<std::size_t> order_, picked_;
 };
 
 }  // namespace unmask

@@ -4,7 +4,9 @@
 // before it are those of the run without the criterion; a time limit that has
 // run out stops everything before the first model call; a cancel_token set
 // from another thread, while a step is in flight, makes generate() return
-// after that step with what was committed.
+// after that step with what was committed. Every stop id of the model's
+// config (generation_config.json's eos_token_id list) ends a sequence as the
+// eos does.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -21,6 +23,7 @@
 #include "unmask/decode/ar_decoder.hpp"
 #include "unmask/decode/diffusion_decoder.hpp"
 #include "unmask/decode/resident_decoder.hpp"
+#include "unmask/model/transformer_model.hpp"
 
 namespace unmask {
 namespace {
@@ -230,6 +233,87 @@ TEST(StopCriteria, AutoregressiveStopTokensAndStrings) {
   const decode_output by_string = ar_decoder<cpu_backend>(tiny(), a).generate({requests[0]});
   EXPECT_EQ(by_string.sequences[0].stop, stop_reason::stop_string);
   EXPECT_LE(by_string.sequences[0].canvas.size(), g.canvas.size());
+}
+
+// A copy of the tiny model whose generation_config.json lists `ids` as eos_token_id.
+std::string with_generation_config(const test::scratch_dir& dir, const nlohmann::json& ids) {
+  const std::string out = dir.file("model");
+  test::copy_checkpoint(test::data_dir() + "/tiny_llada_mha", out, [](auto&, auto&) {});
+  test::write_text(out + "/generation_config.json", nlohmann::json{{"eos_token_id", ids}, {"temperature", 0.0}}.dump());
+  return out;
+}
+
+// The most frequent generated token of the first sequence of `full`.
+std::int32_t most_frequent(const decode_output& full) {
+  const sequence_output& f0 = full.sequences[0];
+  std::vector<std::int32_t> generated(f0.canvas.begin() + f0.prompt_length, f0.canvas.end());
+  std::int32_t best_token = generated[0];
+  std::size_t best = 0;
+  for (std::int32_t t : generated) {
+    const std::size_t n = std::size_t(std::count(generated.begin(), generated.end(), t));
+    if (n > best) best = n, best_token = t;
+  }
+  return best_token;
+}
+
+TEST(StopCriteria, EveryStopIdOfTheModelsConfigStopsDecoding) {
+  const diffusion_settings plain = layout();
+  const decode_output full = diffusion_decoder<cpu_backend>(tiny(), plain).generate(requests);
+  const std::int32_t stop = most_frequent(full);
+  const std::int64_t eos = tiny().config().eos_token_id;
+  test::scratch_dir dir;
+  const transformer_model model = transformer_model::load(with_generation_config(dir, {eos, stop}));
+  EXPECT_EQ(model.config().stop_token_ids, (std::vector<std::int64_t>{eos, stop}));
+
+  diffusion_settings explicit_stop = plain;  // the same stop given by hand, on the original model
+  explicit_stop.stop.token_ids = {stop};
+  const decode_output want = diffusion_decoder<cpu_backend>(tiny(), explicit_stop).generate(requests);
+  ASSERT_EQ(want.sequences[0].stop, stop_reason::stop_token);
+  diffusion_settings s = plain;
+  s.stop_at_eos = true;
+  explicit_stop.stop_at_eos = true;
+  const decode_output want_eos = diffusion_decoder<cpu_backend>(tiny(), explicit_stop).generate(requests);
+  const decode_output got = diffusion_decoder<cpu_backend>(model, s).generate(requests);
+  const decode_output resident = resident_decoder<cpu_backend>(model, s).generate(requests);
+  for (std::size_t q = 0; q < requests.size(); ++q) {
+    EXPECT_EQ(got.sequences[q].canvas, want_eos.sequences[q].canvas) << q;
+    EXPECT_EQ(got.sequences[q].stop, want_eos.sequences[q].stop) << q;
+    EXPECT_EQ(resident.sequences[q].canvas, want_eos.sequences[q].canvas) << q;
+  }
+  EXPECT_EQ(got.sequences[0].stop, stop_reason::stop_token);
+  // Without stop_at_eos, or with an eos id given by hand, the config's list does not apply.
+  s.stop_at_eos = false;
+  EXPECT_EQ(diffusion_decoder<cpu_backend>(model, s).generate(requests).sequences[0].canvas, full.sequences[0].canvas);
+  s.stop_at_eos = true;
+  s.eos_token_id = std::int32_t(eos);
+  EXPECT_EQ(diffusion_decoder<cpu_backend>(model, s).settings().stop.token_ids, std::vector<std::int32_t>{});
+
+  // The autoregressive decoder stops at the config's stop id where it is generated.
+  ar_settings a;
+  a.max_new_tokens = 12;
+  a.stop_at_eos = false;
+  const sequence_output f = ar_decoder<cpu_backend>(tiny(), a).generate({requests[0]}).sequences[0];
+  const std::int32_t third = f.canvas[std::size_t(f.prompt_length + 2)];
+  test::scratch_dir dir2;
+  const transformer_model ar_model = transformer_model::load(with_generation_config(dir2, third));
+  a.stop_at_eos = true;
+  const sequence_output g = ar_decoder<cpu_backend>(ar_model, a).generate({requests[0]}).sequences[0];
+  EXPECT_EQ(g.stop, stop_reason::stop_token);
+  const auto first = std::find(f.canvas.begin() + f.prompt_length, f.canvas.end(), third);
+  EXPECT_EQ(g.canvas, std::vector<std::int32_t>(f.canvas.begin(), first + 1));
+}
+
+TEST(StopCriteria, GenerationConfigIdsAreChecked) {
+  test::scratch_dir dir;
+  test::expect_error<config_error>([&] { transformer_model::load(with_generation_config(dir, {5, 1000})); },
+                                   {"generation_config.json", "stop token id 1000", "outside the vocabulary"});
+  test::scratch_dir dir2;
+  test::expect_error<config_error>([&] { transformer_model::load(with_generation_config(dir2, "x")); },
+                                   {"generation_config.json", "eos_token_id"});
+  test::scratch_dir dir3;
+  test::expect_error<config_error>(
+      [&] { transformer_model::load(with_generation_config(dir3, tiny().config().mask_token_id)); },
+      {"mask_token_id", "also an end-of-sequence id"});
 }
 
 }  // namespace

@@ -48,7 +48,10 @@ class ar_decoder {
   ar_decoder(const transformer_model& model, ar_settings settings, Backend backend = {})
       : model_(model), settings_(settings), forward_(model, std::move(backend)) {
     settings_.validate();
-    if (settings_.eos_token_id < 0) settings_.eos_token_id = std::int32_t(model.config().eos_token_id);
+    if (settings_.eos_token_id < 0) {  // the model's eos, and with it every stop id of its config
+      settings_.eos_token_id = std::int32_t(model.config().eos_token_id);
+      if (settings_.stop_at_eos) settings_.stop.add_token_ids(model.config().stop_token_ids);
+    }
   }
 
   // Each output canvas is the prompt followed by the generated tokens.

@@ -122,9 +122,8 @@ class block_diffusion_decoder {
                                   settings_.block_length));
     // stop_at_eos: the model's end-of-sequence ids are stop tokens (checked with the others per finished block).
     if (settings_.stop_at_eos) {
-      std::vector<std::int32_t>& ids = settings_.stop.token_ids;
-      ids.push_back(std::int32_t(c.eos_token_id));
-      for (std::int64_t id : c.stop_token_ids) ids.push_back(std::int32_t(id));
+      settings_.stop.add_token_ids({c.eos_token_id});
+      settings_.stop.add_token_ids(c.stop_token_ids);
     }
   }
   block_diffusion_decoder(const transformer_model&&, block_diffusion_settings, Backend = {}) = delete;

@@ -301,7 +301,10 @@ class diffusion_decoder {
     policy_.validate();
     detail::validate_policy_with(policy_, settings_, model.config());
     settings_.validate(policy_.selection.uses_schedule());
-    if (settings_.eos_token_id < 0) settings_.eos_token_id = std::int32_t(model.config().eos_token_id);
+    if (settings_.eos_token_id < 0) {  // the model's eos, and with it every stop id of its config
+      settings_.eos_token_id = std::int32_t(model.config().eos_token_id);
+      if (settings_.stop_at_eos) settings_.stop.add_token_ids(model.config().stop_token_ids);
+    }
   }
   diffusion_decoder(const transformer_model&&, diffusion_settings, Backend = {}) = delete;
   diffusion_decoder(const transformer_model&&, diffusion_settings, Policy, Backend = {}) = delete;

@@ -69,7 +69,10 @@ class resident_decoder {
       throw argument_error("resident decoding runs without a K/V cache; use diffusion_decoder for cached decoding");
     if (settings_.cfg_scale > 0.0f)
       throw argument_error("resident decoding runs without guidance; use diffusion_decoder for cfg_scale > 0");
-    if (settings_.eos_token_id < 0) settings_.eos_token_id = std::int32_t(model.config().eos_token_id);
+    if (settings_.eos_token_id < 0) {  // the model's eos, and with it every stop id of its config
+      settings_.eos_token_id = std::int32_t(model.config().eos_token_id);
+      if (settings_.stop_at_eos) settings_.stop.add_token_ids(model.config().stop_token_ids);
+    }
   }
 
   const diffusion_settings& settings() const { return settings_; }

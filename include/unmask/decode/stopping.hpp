@@ -7,7 +7,10 @@
 //                 filled with the end-of-sequence token, as stop_at_eos does);
 //                 in autoregressive decoding when it is generated (it stays
 //                 the last token). stop_at_eos adds the model's end-of-sequence
-//                 id to them.
+//                 id to them, and with the model's own eos (eos_token_id -1)
+//                 every stop id of its config (an eos_token_id list in
+//                 config.json or generation_config.json: LLaDA-8B-Instruct
+//                 ends a turn with <|eot_id|> and also emits <|endoftext|>).
 //   strings       the generated text containing any of these ends the
 //                 sequence, at the same points; `text` turns generated ids
 //                 into text (a tokenizer's decode: transformers'
@@ -94,6 +97,13 @@ struct stop_criteria {
         if (produced.find(s) != std::string::npos) return stop_reason::stop_string;
     }
     return stop_reason::length;
+  }
+
+  // Adds `ids` to token_ids (each once).
+  void add_token_ids(const std::vector<std::int64_t>& ids) {
+    for (const std::int64_t id : ids)
+      if (std::find(token_ids.begin(), token_ids.end(), std::int32_t(id)) == token_ids.end())
+        token_ids.push_back(std::int32_t(id));
   }
 
   // Whether every sequence must stop now: cancelled, or past the time limit.

@@ -6,8 +6,15 @@
 // unmask reads. The adapters (unmask/model/llada_layout.hpp, qwen_layout.hpp)
 // return the one transformer_config all of unmask works from; tensor_name()
 // gives the on-disk name of each weight role under the configuration's layout.
+// load_model_directory_config() also reads the directory's
+// generation_config.json, when there is one, for its eos_token_id (an id or a
+// list): those ids join the configuration's stop ids, as transformers'
+// generate() stops at any of them. Its other keys are generation defaults
+// that unmask's settings carry (and `unmask info` prints), not part of the model.
 #pragma once
 
+#include <algorithm>
+#include <filesystem>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -33,6 +40,23 @@ inline transformer_config read_model_config(const nlohmann::json& j, const std::
 }
 
 inline transformer_config load_model_config(const std::string& path) { return read_model_config(read_json_file(path), path); }
+
+// config.json of `directory`, with generation_config.json's eos_token_id.
+inline transformer_config load_model_directory_config(const std::string& directory) {
+  namespace fs = std::filesystem;
+  transformer_config c = load_model_config((fs::path(directory) / "config.json").string());
+  const fs::path generation = fs::path(directory) / "generation_config.json";
+  if (!fs::exists(generation)) return c;
+  const nlohmann::json g = read_json_file(generation.string());
+  if (!g.is_object()) throw config_error(concat(generation.string(), ": the configuration is not a JSON object"));
+  if (config_keys::find(g, "eos_token_id")) {
+    for (const std::int64_t id : config_keys::integers(g, "eos_token_id", generation.string()))
+      if (std::find(c.stop_token_ids.begin(), c.stop_token_ids.end(), id) == c.stop_token_ids.end())
+        c.stop_token_ids.push_back(id);
+    c.validate(generation.string());
+  }
+  return c;
+}
 
 inline std::string tensor_name(const transformer_config& c, weight_role role, std::int64_t layer) {
   return c.layout == tensor_layout::llada ? llada_tensor_name(role, layer) : qwen_tensor_name(role, layer);

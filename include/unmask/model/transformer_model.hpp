@@ -29,7 +29,7 @@ class transformer_model {
   static transformer_model load(const std::string& directory) {
     transformer_model m;
     m.directory_ = directory;
-    m.config_ = load_model_config((std::filesystem::path(directory) / "config.json").string());
+    m.config_ = load_model_directory_config(directory);
     m.checkpoint_ = std::make_unique<checkpoint>(checkpoint::open(directory));
     m.weights_ = bind_weights(*m.checkpoint_, m.config_);
     return m;

@@ -50,3 +50,4 @@
 #include "unmask/decode/resident_decoder.hpp"
 #include "unmask/decode/resident_state.hpp"
 #include "unmask/tokenizer/byte_level_bpe.hpp"
+#include "unmask/tokenizer/tokenizer_config.hpp"

@@ -275,8 +275,10 @@ TEST(ByteLevelBpe, UnsupportedFeatures) {
   };
   expect_unsupported([](json& j) { j["model"]["type"] = "WordPiece"; },
                      {"tokenizer.json", "unsupported tokenizer.json feature", "model of type 'WordPiece'"});
-  expect_unsupported([](json& j) { j["normalizer"] = json{{"type", "NFC"}}; },
-                     {"unsupported tokenizer.json feature", "normalizer of type 'NFC'"});
+  expect_unsupported([](json& j) { j["normalizer"] = json{{"type", "NFD"}}; },
+                     {"unsupported tokenizer.json feature", "normalizer of type 'NFD'"});
+  expect_unsupported([](json& j) { j["normalizer"] = json{{"type", "Sequence"}, {"normalizers", json::array({json{{"type", "NFC"}}, json{{"type", "Lowercase"}}})}}; },
+                     {"unsupported tokenizer.json feature", "normalizer Sequence"});
   expect_unsupported([](json& j) { j["model"]["byte_fallback"] = true; },
                      {"unsupported tokenizer.json feature", "model.byte_fallback"});
   expect_unsupported([](json& j) { j["pre_tokenizer"] = json{{"type", "Whitespace"}}; },
@@ -287,8 +289,8 @@ TEST(ByteLevelBpe, UnsupportedFeatures) {
                      {"unsupported tokenizer.json feature", "use_regex false"});
   expect_unsupported([](json& j) { j["decoder"] = json{{"type", "WordPiece"}, {"prefix", "##"}}; },
                      {"unsupported tokenizer.json feature", "decoder of type 'WordPiece'"});
-  expect_unsupported([](json& j) { j["post_processor"] = json{{"type", "TemplateProcessing"}}; },
-                     {"unsupported tokenizer.json feature", "post_processor of type 'TemplateProcessing'"});
+  expect_unsupported([](json& j) { j["post_processor"] = json{{"type", "RobertaProcessing"}}; },
+                     {"unsupported tokenizer.json feature", "post_processor of type 'RobertaProcessing'"});
   expect_unsupported([](json& j) { j["truncation"] = json{{"max_length", 8}}; },
                      {"unsupported tokenizer.json feature", "truncation"});
   expect_unsupported([](json& j) { j["model"]["dropout"] = 0.1; },

@@ -1,22 +1,29 @@
 // unmask/tokenizer/byte_level_bpe.hpp
 //
 // A byte-level BPE tokenizer read from a Hugging Face `tokenizer.json`, whose
-// encode and decode give exactly what the Python `tokenizers` library (0.19.1)
-// gives for the same file. Encoding runs the same pipeline:
+// encode and decode give exactly what the Python `tokenizers` library (0.19.1
+// and 0.22.1) gives for the same file. Encoding runs the same pipeline:
 //  1. added tokens (special or not) are cut out of the text first, each
 //     matched literally, leftmost-longest (as tokenizers' Aho-Corasick
-//     matcher): first the tokens with `normalized: false`, then, inside the
-//     remaining text, those with `normalized: true` (with no normalizer that
-//     is the only difference between them). Empty pieces between them vanish;
-//  2. every other piece (with a space in front when the pre-tokenizer has
-//     add_prefix_space and the piece does not start with one) is split by the
-//     GPT-2 regex (gpt2_pretokenizer.hpp);
-//  3. each regex piece is a word of byte symbols (bytes_to_unicode), which the
+//     matcher): first the tokens with `normalized: false` in the raw text;
+//     then each remaining piece is normalized (NFC where the file says so,
+//     nfc.hpp) and the tokens with `normalized: true` (their contents
+//     normalized too) are cut out of it. Empty pieces between them vanish;
+//  2. every other piece is pre-tokenized: by the GPT-2 regex of a ByteLevel
+//     pre-tokenizer (gpt2_pretokenizer.hpp; with add_prefix_space, a space in
+//     front when the piece does not start with one), or by the recognised
+//     pattern of a Split pre-tokenizer followed by a ByteLevel without its
+//     regex (Llama-3 / Qwen2 files, split_pretokenizer.hpp);
+//  3. each piece is a word of byte symbols (bytes_to_unicode), which the
 //     BPE merges combine: the pair of adjacent symbols with the lowest merge
 //     rank is merged first, the leftmost on ties, until no adjacent pair has a
 //     merge. As in tokenizers (models/bpe/word.rs), a heap holds the
 //     candidate merges; an entry whose pair has changed since it was pushed
-//     is skipped when popped (so a long word costs O(n log n), not O(n^2)).
+//     is skipped when popped (so a long word costs O(n log n), not O(n^2));
+//  4. with add_special_tokens, the single-sequence template of a
+//     TemplateProcessing post-processor puts its special tokens around the
+//     ids (Llama 3's `<|begin_of_text|> $A`), or the tokens set by
+//     set_added_special_tokens (tokenizer_config.hpp's add_bos_token rule).
 // Decoding maps each token back to bytes through the inverse alphabet (a token
 // with a character outside it, such as an added token with a space, keeps its
 // own UTF-8 bytes), joins them, and turns the bytes into valid UTF-8 the way
@@ -26,11 +33,14 @@
 //
 // Supported tokenizer.json: model BPE (merges as "a b" strings or [a, b]
 // pairs; no dropout, no byte fallback, no subword prefix or suffix; unk_token
-// with fuse_unk; ignore_merges), no normalizer, a ByteLevel pre-tokenizer
-// with the regex (or a Sequence of only that), a ByteLevel decoder or none, a
-// ByteLevel post-processor or none, no truncation or padding, and added tokens
-// without single_word / lstrip / rstrip. Anything else is a config_error
-// "unsupported tokenizer.json feature: ..." rather than silently different ids.
+// with fuse_unk; ignore_merges), no normalizer or NFC, a ByteLevel
+// pre-tokenizer with the regex (or a Sequence of only that) or a Sequence of a
+// Split (one of the recognised patterns, behavior Isolated, not inverted) and
+// a ByteLevel without regex or prefix space, a ByteLevel decoder or none, a
+// ByteLevel and/or TemplateProcessing post-processor or none, no truncation or
+// padding, and added tokens without single_word / lstrip / rstrip. Anything
+// else is a config_error "unsupported tokenizer.json feature: ..." rather than
+// silently different ids.
 //
 // Deliberate differences: an id outside the vocabulary is an argument_error in
 // decode (tokenizers drops it), and the text to encode must be valid UTF-8.
@@ -55,6 +65,8 @@
 #include "unmask/core/error.hpp"
 #include "unmask/io/json_file.hpp"
 #include "unmask/tokenizer/gpt2_pretokenizer.hpp"
+#include "unmask/tokenizer/nfc.hpp"
+#include "unmask/tokenizer/split_pretokenizer.hpp"
 
 namespace unmask {
 
@@ -70,40 +82,71 @@ class bpe_tokenizer {
     return t;
   }
 
-  // Token ids of the UTF-8 `text`, as tokenizers' Tokenizer.encode(text).ids
-  // (no special tokens are added: the supported post-processors add none).
-  std::vector<std::int32_t> encode(std::string_view text) const {
+  // Token ids of the UTF-8 `text`, as tokenizers' Tokenizer.encode(text,
+  // add_special_tokens).ids: with add_special_tokens, the post-processor's
+  // special tokens (or those of set_added_special_tokens) around them.
+  std::vector<std::int32_t> encode(std::string_view text, bool add_special_tokens = true) const {
     const std::size_t bad = utf8::find_invalid(text);
     if (bad != utf8::npos)
       throw argument_error(concat("tokenizer input is not valid UTF-8 (byte ", bad, " of ", text.size(), ": 0x",
                                   hex_byte(static_cast<unsigned char>(text[bad])), ")"));
     std::vector<std::int32_t> ids;
+    if (add_special_tokens) ids = special_before_;
     std::vector<symbol> symbols;
     std::vector<segment> first, second;
     split_added(text, verbatim_matcher_, first);
+    std::vector<std::string> normalized;  // owns the normalized pieces `second` points into
+    normalized.reserve(first.size());
     for (const segment& s : first) {
       if (s.id >= 0) {
         second.push_back(s);
         continue;
       }
-      split_added(s.text, normalized_matcher_, second);
+      std::string_view piece = s.text;
+      if (nfc_) {
+        normalized.push_back(unicode::nfc(piece));
+        piece = normalized.back();
+      }
+      split_added(piece, normalized_matcher_, second);
     }
     std::string prefixed;
+    const auto encode = [&](std::string_view word) { encode_word(word, symbols, ids); };
     for (const segment& s : second) {
       if (s.id >= 0) {
         ids.push_back(s.id);
         continue;
       }
       std::string_view piece = s.text;
+      if (split_) {
+        pattern_split(pattern_, piece, encode);
+        continue;
+      }
       if (add_prefix_space_ && piece.front() != ' ') {
         prefixed.assign(1, ' ');
         prefixed.append(piece);
         piece = prefixed;
       }
-      gpt2_split(piece, [&](std::string_view word) { encode_word(word, symbols, ids); });
+      gpt2_split(piece, encode);
     }
+    if (add_special_tokens) ids.insert(ids.end(), special_after_.begin(), special_after_.end());
     return ids;
   }
+
+  // Replaces the special tokens encode(text, true) puts before and after the
+  // ids (transformers' classes that rebuild the post-processor from
+  // tokenizer_config.json do this; see tokenizer_config.hpp).
+  void set_added_special_tokens(std::vector<std::int32_t> before, std::vector<std::int32_t> after) {
+    for (const auto* list : {&before, &after})
+      for (const std::int32_t id : *list) id_to_token(id);  // each must be a token
+    special_before_ = std::move(before);
+    special_after_ = std::move(after);
+  }
+  const std::vector<std::int32_t>& added_special_before() const { return special_before_; }
+  const std::vector<std::int32_t>& added_special_after() const { return special_after_; }
+
+  // The pre-tokenizer's pattern, and whether the text is NFC-normalized first.
+  split_pattern pre_tokenizer_pattern() const { return pattern_; }
+  bool normalizes_nfc() const { return nfc_; }
 
   // The text of `ids`, as tokenizers' Tokenizer.decode(ids, skip_special_tokens).
   std::string decode(const std::vector<std::int32_t>& ids, bool skip_special_tokens = false) const {
@@ -172,6 +215,7 @@ class bpe_tokenizer {
 
   struct added_token {
     std::string content;
+    std::string match;  // what is matched: the content, NFC-normalized for a normalized token under NFC
     std::int32_t id = -1;
     bool special = false;
     bool normalized = false;
@@ -235,7 +279,7 @@ class bpe_tokenizer {
     for (std::size_t i = 0; i < text.size();) {
       std::size_t hit = 0;
       for (const std::size_t t : m.by_first_byte[static_cast<unsigned char>(text[i])]) {
-        const std::string& c = added_[t].content;
+        const std::string& c = added_[t].match;
         if (text.compare(i, c.size(), c) == 0) {
           hit = t + 1;
           break;
@@ -247,8 +291,8 @@ class bpe_tokenizer {
       }
       const added_token& a = added_[hit - 1];
       if (i > done) out.push_back({text.substr(done, i - done), -1});
-      out.push_back({text.substr(i, a.content.size()), a.id});
-      i += a.content.size();
+      out.push_back({text.substr(i, a.match.size()), a.id});
+      i += a.match.size();
       done = i;
     }
     if (done < text.size()) out.push_back({text.substr(done), -1});
@@ -354,13 +398,12 @@ class bpe_tokenizer {
     only_keys(j, {"version", "truncation", "padding", "added_tokens", "normalizer", "pre_tokenizer",
                   "post_processor", "decoder", "model"},
               "top-level");
-    for (const char* key : {"truncation", "padding", "normalizer"}) {
+    for (const char* key : {"truncation", "padding"}) {
       auto it = j.find(key);
       if (it != j.end() && !it->is_null()) unsupported(concat(key, " of type '", type_of(*it), "' (only null)"));
     }
+    if (auto it = j.find("normalizer"); it != j.end() && !it->is_null()) parse_normalizer(*it);
     parse_pre_tokenizer(j.contains("pre_tokenizer") ? j.at("pre_tokenizer") : nlohmann::json());
-    if (auto it = j.find("post_processor"); it != j.end() && !it->is_null() && !is_byte_level(*it, "post_processor"))
-      unsupported(concat("post_processor of type '", type_of(*it), "' (only null or ByteLevel)"));
     byte_level_decoder_ = false;
     if (auto it = j.find("decoder"); it != j.end() && !it->is_null()) {
       if (!is_byte_level(*it, "decoder"))
@@ -370,25 +413,137 @@ class bpe_tokenizer {
     if (!j.contains("model")) fail("no model");
     parse_model(j.at("model"));
     parse_added_tokens(j.contains("added_tokens") ? j.at("added_tokens") : nlohmann::json::array());
+    if (auto it = j.find("post_processor"); it != j.end() && !it->is_null()) parse_post_processor(*it);
   }
 
+  // null, NFC, or a Sequence of only NFC.
+  void parse_normalizer(const nlohmann::json& n) {
+    const nlohmann::json* one = &n;
+    if (type_of(n) == "Sequence") {
+      only_keys(n, {"type", "normalizers"}, "normalizer");
+      auto list = n.find("normalizers");
+      if (list == n.end() || !list->is_array() || list->size() != 1)
+        unsupported("normalizer Sequence other than [NFC]");
+      one = &list->at(0);
+    }
+    if (type_of(*one) != "NFC") unsupported(concat("normalizer of type '", type_of(*one), "' (only null or NFC)"));
+    only_keys(*one, {"type"}, "normalizer");
+    nfc_ = true;
+  }
+
+  // null, ByteLevel, TemplateProcessing, or a Sequence of those (Llama 3.1:
+  // [ByteLevel, TemplateProcessing]); ByteLevel only changes offsets.
+  void parse_post_processor(const nlohmann::json& p) {
+    if (is_byte_level(p, "post_processor")) return;
+    if (type_of(p) == "TemplateProcessing") return parse_template_processing(p);
+    if (type_of(p) == "Sequence") {
+      only_keys(p, {"type", "processors"}, "post_processor");
+      auto list = p.find("processors");
+      if (list == p.end() || !list->is_array()) fail("post_processor Sequence has no processors array");
+      bool templated = false;
+      for (const nlohmann::json& q : *list) {
+        if (is_byte_level(q, "post_processor")) continue;
+        if (type_of(q) != "TemplateProcessing" || templated)
+          unsupported(concat("post_processor Sequence with '", type_of(q),
+                             "' (only ByteLevel and one TemplateProcessing)"));
+        parse_template_processing(q);
+        templated = true;
+      }
+      return;
+    }
+    unsupported(concat("post_processor of type '", type_of(p), "' (only null, ByteLevel, TemplateProcessing)"));
+  }
+
+  // The single-sequence template: special tokens around one $A.
+  void parse_template_processing(const nlohmann::json& p) {
+    only_keys(p, {"type", "single", "pair", "special_tokens"}, "post_processor TemplateProcessing");
+    auto single = p.find("single");
+    auto specials = p.find("special_tokens");
+    if (single == p.end() || !single->is_array()) fail("post_processor TemplateProcessing has no single template");
+    if (specials == p.end() || !specials->is_object())
+      fail("post_processor TemplateProcessing has no special_tokens object");
+    bool seen_a = false;
+    for (std::size_t i = 0; i < single->size(); ++i) {
+      const nlohmann::json& item = single->at(i);
+      const std::string where = concat("post_processor TemplateProcessing single[", i, "]");
+      if (!item.is_object() || item.size() != 1) fail(concat(where, " is not {\"SpecialToken\": ...} or {\"Sequence\": ...}"));
+      const std::string kind = item.begin().key();
+      const nlohmann::json& body = item.begin().value();
+      if (!body.is_object() || !body.contains("id") || !body.at("id").is_string())
+        fail(concat(where, " has no string id"));
+      const std::string id = body.at("id").get<std::string>();
+      if (kind == "Sequence") {
+        if (id != "A" || seen_a) unsupported(concat(where, ": a single template with a sequence other than one $A"));
+        seen_a = true;
+      } else if (kind == "SpecialToken") {
+        auto special = specials->find(id);
+        if (special == specials->end() || !special->is_object() || !special->contains("ids") ||
+            !special->at("ids").is_array())
+          fail(concat(where, " names special token '", id, "', which special_tokens does not define with ids"));
+        for (const nlohmann::json& v : special->at("ids")) {
+          if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::int64_t>() >= size())
+            fail(concat("post_processor special token '", id, "' has an id outside the vocabulary (size ", size(), ")"));
+          (seen_a ? special_after_ : special_before_).push_back(std::int32_t(v.get<std::int64_t>()));
+        }
+      } else {
+        fail(concat(where, " is neither SpecialToken nor Sequence"));
+      }
+    }
+    if (!seen_a) fail("post_processor TemplateProcessing single template has no $A");
+  }
+
+  // ByteLevel with its regex (or a Sequence of only that), or Llama 3 / Qwen2's
+  // Sequence [Split(pattern, Isolated), ByteLevel(use_regex false)].
   void parse_pre_tokenizer(const nlohmann::json& p) {
     const nlohmann::json* byte_level = nullptr;
     if (type_of(p) == "Sequence") {
       only_keys(p, {"type", "pretokenizers"}, "pre_tokenizer");
       auto list = p.find("pretokenizers");
-      if (list == p.end() || !list->is_array() || list->size() != 1 || type_of(list->at(0)) != "ByteLevel")
-        unsupported("pre_tokenizer Sequence other than [ByteLevel]");
-      byte_level = &list->at(0);
+      if (list != p.end() && list->is_array() && list->size() == 1 && type_of(list->at(0)) == "ByteLevel") {
+        byte_level = &list->at(0);
+      } else if (list != p.end() && list->is_array() && list->size() == 2 && type_of(list->at(0)) == "Split" &&
+                 type_of(list->at(1)) == "ByteLevel") {
+        parse_split(list->at(0));
+        const nlohmann::json& b = list->at(1);
+        is_byte_level(b, "pre_tokenizer");
+        if (bool_field(b, "use_regex", true, "pre_tokenizer"))
+          unsupported("pre_tokenizer Split followed by a ByteLevel with use_regex true");
+        if (bool_field(b, "add_prefix_space", true, "pre_tokenizer"))
+          unsupported("pre_tokenizer Split followed by a ByteLevel with add_prefix_space true");
+        return;
+      } else {
+        unsupported("pre_tokenizer Sequence other than [ByteLevel] or [Split, ByteLevel]");
+      }
     } else if (type_of(p) == "ByteLevel") {
       byte_level = &p;
     } else {
-      unsupported(concat("pre_tokenizer of type '", type_of(p), "' (only ByteLevel)"));
+      unsupported(concat("pre_tokenizer of type '", type_of(p), "' (only ByteLevel, or Split then ByteLevel)"));
     }
     is_byte_level(*byte_level, "pre_tokenizer");
     add_prefix_space_ = bool_field(*byte_level, "add_prefix_space", true, "pre_tokenizer");
     if (!bool_field(*byte_level, "use_regex", true, "pre_tokenizer"))
-      unsupported("pre_tokenizer ByteLevel with use_regex false");
+      unsupported("pre_tokenizer ByteLevel with use_regex false (and no Split before it)");
+  }
+
+  void parse_split(const nlohmann::json& s) {
+    only_keys(s, {"type", "pattern", "behavior", "invert"}, "pre_tokenizer Split");
+    auto pattern = s.find("pattern");
+    if (pattern == s.end() || !pattern->is_object() || !pattern->contains("Regex") ||
+        !pattern->at("Regex").is_string())
+      unsupported("pre_tokenizer Split without a {\"Regex\": ...} pattern");
+    const std::string regex = pattern->at("Regex").get<std::string>();
+    const std::optional<split_pattern> known = recognize_split_pattern(regex);
+    if (!known)
+      unsupported(concat("pre_tokenizer Split pattern '", regex,
+                         "' (only the GPT-2, Llama-3 and Qwen2 patterns; see split_pretokenizer.hpp)"));
+    auto behavior = s.find("behavior");
+    if (behavior == s.end() || !behavior->is_string() || behavior->get<std::string>() != "Isolated")
+      unsupported(concat("pre_tokenizer Split behavior ", behavior == s.end() ? std::string("(none)") : behavior->dump(),
+                         " (only \"Isolated\")"));
+    if (bool_field(s, "invert", false, "pre_tokenizer Split")) unsupported("pre_tokenizer Split with invert true");
+    split_ = true;
+    pattern_ = *known;
+    add_prefix_space_ = false;
   }
 
   static bool null_or_empty(const nlohmann::json& m, const char* key) {
@@ -486,6 +641,7 @@ class bpe_tokenizer {
         fail(concat(where, ".id must be a non-negative integer"));
       added_token a;
       a.content = content->get<std::string>();
+      a.match = a.content;
       a.id = std::int32_t(id->get<std::int64_t>());
       a.special = bool_field(e, "special", false, where);
       a.normalized = bool_field(e, "normalized", !a.special, where);
@@ -515,12 +671,13 @@ class bpe_tokenizer {
       added_.push_back(std::move(a));
     }
     for (std::size_t i = 0; i < added_.size(); ++i) {
+      if (added_[i].normalized && nfc_) added_[i].match = unicode::nfc(added_[i].content);
       literal_matcher& m = added_[i].normalized ? normalized_matcher_ : verbatim_matcher_;
-      m.by_first_byte[static_cast<unsigned char>(added_[i].content[0])].push_back(i);
+      m.by_first_byte[static_cast<unsigned char>(added_[i].match[0])].push_back(i);
       m.empty = false;
     }
     const auto longer = [&](std::size_t x, std::size_t y) {
-      return added_[x].content.size() > added_[y].content.size();
+      return added_[x].match.size() > added_[y].match.size();
     };
     for (literal_matcher* m : {&verbatim_matcher_, &normalized_matcher_})
       for (auto& candidates : m->by_first_byte) std::stable_sort(candidates.begin(), candidates.end(), longer);
@@ -536,6 +693,10 @@ class bpe_tokenizer {
   bool fuse_unk_ = false;
   bool ignore_merges_ = false;
   bool add_prefix_space_ = false;
+  bool split_ = false;  // a Split pre-tokenizer (pattern_) instead of ByteLevel's own regex
+  split_pattern pattern_ = split_pattern::gpt2;
+  bool nfc_ = false;
+  std::vector<std::int32_t> special_before_, special_after_;  // encode(text, true) adds these around the ids
   bool byte_level_decoder_ = true;
   std::vector<added_token> added_;
   std::unordered_map<std::string, std::size_t> added_by_content_;

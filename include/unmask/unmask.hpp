@@ -4,6 +4,7 @@
 // CUDA kernels live under unmask/cuda/ and are included on their own.
 #pragma once
 
+#include "unmask/chat/chat_template.hpp"
 #include "unmask/core/config.hpp"
 #include "unmask/core/dtype.hpp"
 #include "unmask/core/error.hpp"

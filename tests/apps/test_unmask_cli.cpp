@@ -1,6 +1,9 @@
 // The unmask program end to end: every subcommand and mode on the embedded
 // models, machine-readable output, and bad flags or values (one clear line on
-// stderr, exit status 2) or unusable files (exit status 1).
+// stderr, exit status 2) or unusable files (exit status 1). Chat turns are
+// checked against the library's own rendering and encoding of the same
+// conversation (the rendering itself is checked against transformers in
+// tests/chat).
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -13,7 +16,13 @@
 #include <utility>
 #include <vector>
 
+#include <fstream>
+
 #include <nlohmann/json.hpp>
+
+#include "unmask/chat/chat_template.hpp"
+#include "unmask/tokenizer/byte_level_bpe.hpp"
+#include "unmask/tokenizer/tokenizer_config.hpp"
 
 namespace {
 
@@ -88,6 +97,9 @@ TEST(UnmaskCli, Info) {
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("d_model"), std::string::npos);
   EXPECT_NE(r.out.find("tokenizer"), std::string::npos);
+  EXPECT_NE(r.out.find("gpt2 pre-tokenizer"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("chat template        yes"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("stop ids             4094"), std::string::npos) << r.out;
 }
 
 TEST(UnmaskCli, InfoNamesTheFamily) {
@@ -167,6 +179,62 @@ TEST(UnmaskCli, LladaLogitsOptions) {
     EXPECT_EQ(r.status, 0) << flags << ": " << r.err;
     EXPECT_NE(r.out.find("\"tokens_per_second\""), std::string::npos) << r.out;
   }
+}
+
+// The ids the program should decode from for a conversation on the embedded model.
+std::size_t tiny_chat_prompt_tokens(const std::vector<unmask::chat_message>& messages) {
+  const std::string dir = std::string(UNMASK_SOURCE_DIR) + "/models/tiny-llada";
+  unmask::bpe_tokenizer t = unmask::bpe_tokenizer::load(dir + "/tokenizer.json");
+  const unmask::tokenizer_config config = unmask::tokenizer_config::load_dir(dir);
+  config.apply(t);
+  unmask::chat_render_options options;
+  options.eos_token = config.eos_token.value_or("");
+  return t.encode(unmask::chat_template::parse(*config.chat_template, "tiny").render(messages, options), false).size();
+}
+
+TEST(UnmaskCli, ChatReadsOneTurnPerLineOfStdin) {
+  const std::string input = ::testing::TempDir() + "unmask_chat_" + std::to_string(getpid()) + ".txt";
+  std::ofstream(input) << "In the beginning God created the heaven and the earth.\n\nAnd God said, Let there be light\n";
+  const result r = run("chat --gen-length 16 --block-length 16 --steps 16 --json < " + input);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(lines(r.out), 3) << r.out;
+  std::vector<unmask::chat_message> messages;
+  std::size_t at = 0;
+  for (int turn = 1; turn <= 3; ++turn) {
+    const std::size_t end = r.out.find('\n', at);
+    ASSERT_NE(end, std::string::npos) << r.out;
+    const nlohmann::json j = nlohmann::json::parse(r.out.substr(at, end - at));
+    at = end + 1;
+    EXPECT_EQ(j.at("turn"), turn);
+    messages.push_back({"user", j.at("user").get<std::string>()});
+    EXPECT_EQ(j.at("prompt_tokens").get<std::size_t>(), tiny_chat_prompt_tokens(messages)) << "turn " << turn;
+    EXPECT_EQ(j.at("run").at("mode"), "diffusion");
+    const std::string reply = j.at("assistant");
+    EXPECT_EQ(reply.find("<|eos|>"), std::string::npos) << reply;  // the reply ends before the end of its turn
+    messages.push_back({"assistant", reply});
+  }
+  EXPECT_EQ(messages[0].content, "In the beginning God created the heaven and the earth.");
+  EXPECT_EQ(messages[2].content, "");  // an empty line is an empty turn
+  // The same conversation's first turn through generate --chat.
+  const result g = run("generate -p 'In the beginning God created the heaven and the earth.' --chat --gen-length 16 "
+                       "--block-length 16 --steps 16 --json");
+  ASSERT_EQ(g.status, 0) << g.err;
+  EXPECT_EQ(nlohmann::json::parse(g.out).at("runs").at(0).at("text"),
+            nlohmann::json::parse(r.out.substr(0, r.out.find('\n'))).at("assistant"));
+  // The autoregressive twin chats too.
+  const result ar = run("chat --ar --gen-length 8 --json < " + input);
+  ASSERT_EQ(ar.status, 0) << ar.err;
+  EXPECT_EQ(lines(ar.out), 3) << ar.out;
+}
+
+TEST(UnmaskCli, ChatNeedsATemplate) {
+  const std::string data = UNMASK_TEST_DATA_DIR;
+  const result none = run("chat --model " + data + "/tiny_dream < /dev/null");
+  EXPECT_EQ(none.status, 1) << none.err;
+  EXPECT_NE(none.err.find("chat needs the model's tokenizer"), std::string::npos) << none.err;
+  const result compare = run("chat --compare < /dev/null");
+  EXPECT_EQ(compare.status, 2) << compare.err;
+  EXPECT_EQ(lines(compare.err), 1) << compare.err;
 }
 
 TEST(UnmaskCli, UnusableModelExitsOne) {

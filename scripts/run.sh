@@ -6,9 +6,12 @@
 # Any arguments are passed to `unmask` as they are.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+echo "run.sh: checking the build dependencies" >&2
 "${repo_root}/scripts/install-deps.sh"
+echo "run.sh: configuring and building the unmask program in ${build_dir} (the first build takes a few minutes)" >&2
 cmake -S "${repo_root}" -B "${build_dir}" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "${build_dir}" -j "${jobs}" --target unmask-cli >/dev/null
+echo "run.sh: running ${build_dir}/apps/unmask" >&2
 if [ "$#" -eq 0 ]; then
   set -- generate -p "And God said," --gen-length 64 --block-length 32 --steps 16 --compare
 fi

@@ -6,10 +6,12 @@
 // tests/chat).
 #include <gtest/gtest.h>
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <array>
 #include <cstdio>
 #include <string>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -55,12 +58,20 @@ int lines(const std::string& s) {
   return count;
 }
 
+// stdout carries the generated text alone; the figures go to stderr.
 TEST(UnmaskCli, GenerateWithTheEmbeddedModel) {
   const result r = run("generate -p 'In the beginning God' --gen-length 32 --block-length 16 --steps 16");
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_EQ(r.out.rfind("In the beginning God", 0), 0u) << r.out;
-  EXPECT_NE(r.out.find("diffusion"), std::string::npos);
-  EXPECT_NE(r.out.find("tokens/s"), std::string::npos);
+  EXPECT_EQ(lines(r.out), 1) << r.out;
+  EXPECT_EQ(r.out.find("tokens/s"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("diffusion"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("tokens/s"), std::string::npos) << r.err;
+  const result json = run("generate -p 'In the beginning God' --gen-length 32 --block-length 16 --steps 16 --json");
+  ASSERT_EQ(json.status, 0) << json.err;
+  EXPECT_EQ(nlohmann::json::parse(json.out)["runs"][0]["text"].get<std::string>() + "\n", r.out);
+  const result quiet = run("generate -p 'In the beginning God' --gen-length 32 --block-length 16 --steps 16 -q");
+  EXPECT_EQ(quiet.out, r.out);
+  EXPECT_EQ(quiet.err, "");
 }
 
 TEST(UnmaskCli, CompareAsJson) {
@@ -247,6 +258,321 @@ TEST(UnmaskCli, DeviceFlag) {
   const result r = run("generate -p 'In the beginning' --device cuda");
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("--device"), std::string::npos) << r.err;
+}
+
+
+// ---- The JSON schema of docs/cli-schema.json (a subset of JSON Schema).
+
+struct schema_checker {
+  nlohmann::json root;
+  std::vector<std::string> errors;
+
+  static bool has_type(const nlohmann::json& v, const std::string& t) {
+    if (t == "object") return v.is_object();
+    if (t == "array") return v.is_array();
+    if (t == "string") return v.is_string();
+    if (t == "integer") return v.is_number_integer();
+    if (t == "number") return v.is_number();
+    if (t == "boolean") return v.is_boolean();
+    if (t == "null") return v.is_null();
+    return false;
+  }
+
+  void check(const nlohmann::json& v, const nlohmann::json& s, const std::string& path) {
+    if (s.contains("$ref")) {
+      const std::string ref = s["$ref"];
+      return check(v, root["$defs"][ref.substr(std::string("#/$defs/").size())], path);
+    }
+    if (s.contains("type")) {
+      bool ok = false;
+      if (s["type"].is_string()) ok = has_type(v, s["type"]);
+      else
+        for (const auto& t : s["type"]) ok = ok || has_type(v, t);
+      if (!ok) return errors.push_back(path + ": " + v.dump().substr(0, 80) + " is not of type " + s["type"].dump());
+    }
+    if (s.contains("enum") && std::find(s["enum"].begin(), s["enum"].end(), v) == s["enum"].end())
+      errors.push_back(path + ": " + v.dump() + " is not one of " + s["enum"].dump());
+    if (v.is_object()) {
+      for (const auto& key : s.value("required", nlohmann::json::array()))
+        if (!v.contains(key.get<std::string>())) errors.push_back(path + ": no '" + key.get<std::string>() + "'");
+      const nlohmann::json props = s.value("properties", nlohmann::json::object());
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        if (props.contains(it.key())) check(*it, props[it.key()], path + "." + it.key());
+        else if (s.contains("additionalProperties") && !s["additionalProperties"].get<bool>())
+          errors.push_back(path + ": unexpected key '" + it.key() + "'");
+      }
+    }
+    if (v.is_array() && s.contains("items"))
+      for (std::size_t i = 0; i < v.size(); ++i) check(v[i], s["items"], path + "[" + std::to_string(i) + "]");
+  }
+};
+
+void expect_valid(const nlohmann::json& v, const std::string& def) {
+  std::ifstream in(std::string(UNMASK_SOURCE_DIR) + "/docs/cli-schema.json");
+  schema_checker c{nlohmann::json::parse(in), {}};
+  c.check(v, c.root["$defs"][def], def);
+  EXPECT_TRUE(c.errors.empty()) << def << ":\n" << [&] {
+    std::string all;
+    for (const auto& e : c.errors) all += "  " + e + "\n";
+    return all;
+  }();
+}
+
+std::vector<nlohmann::json> json_lines(const std::string& out) {
+  std::vector<nlohmann::json> v;
+  std::size_t at = 0;
+  for (std::size_t end; (end = out.find('\n', at)) != std::string::npos; at = end + 1) v.push_back(nlohmann::json::parse(out.substr(at, end - at)));
+  return v;
+}
+
+std::string temp_file(const std::string& name, const std::string& text) {
+  const std::string path = ::testing::TempDir() + "unmask_" + std::to_string(getpid()) + "_" + name;
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
+const std::string small = " --gen-length 16 --block-length 16 --steps 16";
+
+TEST(UnmaskCli, EveryJsonOutputMatchesTheSchema) {
+  const std::string data = UNMASK_TEST_DATA_DIR;
+  // With --visual the live view goes to stderr: stdout stays one JSON document.
+  for (const std::string& args : std::vector<std::string>{"generate -p 'In the beginning'" + small + " --json --visual",
+                                 "generate -p 'And God said'" + small + " --compare --json",
+                                 "generate --model " + data + "/tiny_sdar --prompt-ids 5,17,42 --gen-length 8 --json",
+                                 "generate -p 'In the beginning' --gen-length 8 --ar --json"}) {
+    const result r = run(args);
+    ASSERT_EQ(r.status, 0) << args << ": " << r.err;
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    expect_valid(j, "generate");
+    for (const auto& run : j["runs"]) {
+      EXPECT_EQ(run["text"], run["sequences"][0]["text"]) << args;
+      EXPECT_GT(run["sequences"][0]["generated_ids"].size() + (run["sequences"][0]["stop_id"].is_null() ? 0 : 1), 0u);
+    }
+  }
+  EXPECT_NE(run("generate -p 'In the beginning'" + small + " --json --visual").err.find("step"), std::string::npos);
+  const result line = run("generate -p 'In the beginning'" + small + " --jsonl");
+  ASSERT_EQ(line.status, 0) << line.err;
+  ASSERT_EQ(json_lines(line.out).size(), 1u) << line.out;
+  expect_valid(json_lines(line.out)[0], "generate_line");
+  for (const std::string& model : std::vector<std::string>{"", " --model " + data + "/tiny_sdar", " --model " + data + "/tiny_dream"}) {
+    const result info = run("info --json" + model);
+    ASSERT_EQ(info.status, 0) << info.err;
+    const nlohmann::json j = nlohmann::json::parse(info.out);
+    expect_valid(j, "info");
+    EXPECT_TRUE(j["diffusion"].get<bool>()) << model;
+    EXPECT_EQ(j["chat_template"].get<bool>(), model.empty()) << model;
+  }
+  const result chat = run("chat" + small + " --json < " + temp_file("turns.txt", "In the beginning\nAnd God said\n"));
+  ASSERT_EQ(chat.status, 0) << chat.err;
+  for (const auto& turn : json_lines(chat.out)) expect_valid(turn, "chat_turn");
+}
+
+TEST(UnmaskCli, ProgressOnlyOnATerminalOrWhenAsked) {
+  const result plain = run("generate -p 'In the beginning' --gen-length 32 --block-length 16 --steps 16");
+  EXPECT_EQ(plain.err.find("step"), std::string::npos) << plain.err;  // stderr is a file here
+  const result progress = run("generate -p 'In the beginning' --gen-length 32 --block-length 16 --steps 16 --progress");
+  ASSERT_EQ(progress.status, 0) << progress.err;
+  EXPECT_NE(progress.err.find("block 1/2, step 1/8, "), std::string::npos) << progress.err;
+  EXPECT_NE(progress.err.find("block 2/2, step 8/8, 32/32 tokens"), std::string::npos) << progress.err;
+  EXPECT_NE(progress.err.find("tokens/s"), std::string::npos) << progress.err;
+  EXPECT_NE(progress.err.find("s left"), std::string::npos) << progress.err;
+  const result ar = run("generate -p 'In the beginning' --gen-length 8 --ar --progress --no-eos-stop");
+  EXPECT_NE(ar.err.find("token 8/8"), std::string::npos) << ar.err;
+}
+
+TEST(UnmaskCli, PromptFromStdinOrAFile) {
+  const std::string text = "In the beginning God created";
+  const std::string file = temp_file("prompt.txt", text + "\n");
+  const result direct = run("generate -p '" + text + "'" + small + " --json");
+  ASSERT_EQ(direct.status, 0) << direct.err;
+  const nlohmann::json want = nlohmann::json::parse(direct.out)["runs"][0];
+  for (const std::string& args : std::vector<std::string>{"generate -p -" + small + " --json < " + file, "generate -f " + file + small + " --json"}) {
+    const result r = run(args);
+    ASSERT_EQ(r.status, 0) << args << ": " << r.err;
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["prompt"], text) << args;
+    EXPECT_EQ(j["runs"][0]["sequences"], want["sequences"]) << args;
+  }
+  const result missing = run("generate -f /nonexistent/prompt.txt");
+  EXPECT_EQ(missing.status, 1) << missing.err;
+  EXPECT_NE(missing.err.find("-f: cannot open '/nonexistent/prompt.txt'"), std::string::npos) << missing.err;
+  EXPECT_EQ(run("generate -p x -f " + file).status, 2);
+}
+
+TEST(UnmaskCli, BatchFileDecodesEveryLineInOrder) {
+  const std::string file = temp_file("batch.jsonl",
+                                     "In the beginning\n"
+                                     "\n"
+                                     "{\"prompt\": \"And God said\", \"id\": \"b\", \"gen_length\": 8, \"block_length\": 8, \"steps\": 8}\n"
+                                     "{\"prompt_ids\": [71, 573, 78]}\n"
+                                     "The LORD is my shepherd\n");
+  const result r = run("generate --batch " + file + small);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::vector<nlohmann::json> out = json_lines(r.out);
+  ASSERT_EQ(out.size(), 4u) << r.out;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    expect_valid(out[i], "batch_line");
+    EXPECT_EQ(out[i]["index"], i);
+  }
+  EXPECT_EQ(out[1]["id"], "b");
+  EXPECT_EQ(out[1]["settings"], nlohmann::json({{"gen_length", 8}, {"block_length", 8}, {"steps", 8}}));
+  EXPECT_EQ(out[2]["prompt_ids"], nlohmann::json({71, 573, 78}));
+  // Each line decodes as it would alone (greedy decoding; the batch is not a different computation).
+  const auto alone = [](const std::string& args) {
+    const result a = run(args + " --json");
+    EXPECT_EQ(a.status, 0) << a.err;
+    return nlohmann::json::parse(a.out)["runs"][0]["sequences"][0];
+  };
+  EXPECT_EQ(out[0]["generated_ids"], alone("generate -p 'In the beginning'" + small)["generated_ids"]);
+  EXPECT_EQ(out[1]["generated_ids"],
+            alone("generate -p 'And God said' --gen-length 8 --block-length 8 --steps 8")["generated_ids"]);
+  EXPECT_EQ(out[3]["generated_ids"], alone("generate -p 'The LORD is my shepherd'" + small)["generated_ids"]);
+  for (const auto& [bad, what] : std::vector<std::pair<std::string, std::string>>{
+           {"{\"prompt\": \"x\", \"temprature\": 1}\n", "line 1: unknown key 'temprature'"},
+           {"x\n{\"prompt\": \n", "line 2: not valid JSON"},
+           {"{\"prompt\": 5}\n", "line 1: a value has the wrong type"},
+           {"{\"id\": 5}\n", "line 1: no \"prompt\" or \"prompt_ids\""},
+           {"{\"prompt\": \"x\", \"gen_length\": 0}\n", "line 1: a setting is out of range"},
+           {"\n\n", "no prompts"}}) {
+    const result b = run("generate --batch " + temp_file("bad.jsonl", bad));
+    EXPECT_EQ(b.status, 2) << bad << ": " << b.err;
+    EXPECT_NE(b.err.find(what), std::string::npos) << bad << ": " << b.err;
+    EXPECT_EQ(lines(b.err), 1) << b.err;
+  }
+}
+
+// The first SIGINT finishes the step in flight and prints what was committed.
+TEST(UnmaskCli, InterruptPrintsWhatWasCommitted) {
+  int out_pipe[2], err_pipe[2];
+  ASSERT_EQ(pipe(out_pipe), 0);
+  ASSERT_EQ(pipe(err_pipe), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(out_pipe[1], 1);
+    dup2(err_pipe[1], 2);
+    close(out_pipe[0]), close(err_pipe[0]);
+    execl(UNMASK_CLI, UNMASK_CLI, "generate", "-p", "In the beginning", "--gen-length", "256", "--block-length", "256",
+          "--steps", "256", "--progress", "--json", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out_pipe[1]), close(err_pipe[1]);
+  std::string err;
+  std::array<char, 1024> buffer{};
+  while (err.find("step 3/") == std::string::npos) {  // a few steps in: the run is under way
+    const ssize_t n = read(err_pipe[0], buffer.data(), buffer.size());
+    if (n <= 0) break;
+    err.append(buffer.data(), std::size_t(n));
+  }
+  kill(pid, SIGINT);
+  std::string out;
+  for (ssize_t n; (n = read(out_pipe[0], buffer.data(), buffer.size())) > 0;) out.append(buffer.data(), std::size_t(n));
+  for (ssize_t n; (n = read(err_pipe[0], buffer.data(), buffer.size())) > 0;) err.append(buffer.data(), std::size_t(n));
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(out_pipe[0]), close(err_pipe[0]);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130) << err;
+  const nlohmann::json j = nlohmann::json::parse(out);
+  expect_valid(j, "generate");
+  const nlohmann::json& run0 = j["runs"][0];
+  EXPECT_EQ(run0["finish_reason"], "interrupted");
+  EXPECT_GE(run0["tokens"].get<int>(), 3);
+  EXPECT_LT(run0["tokens"].get<int>(), 256);
+  EXPECT_NE(run0["text"].get<std::string>().find("\u2591"), std::string::npos);  // the masks left, shown
+  EXPECT_EQ(run0["sequences"][0]["generated_ids"].size(), 256u);
+}
+
+TEST(UnmaskCli, HelpShowsDefaultsAndMistakesGetSuggestions) {
+  const result help = run("generate --help");
+  EXPECT_EQ(help.status, 0);
+  for (const char* d : {"--gen-length", "=128", "=low-confidence", "=0.9"})
+    EXPECT_NE(help.out.find(d), std::string::npos) << d;
+  for (const auto& [args, what] : std::vector<std::pair<std::string, std::string>>{
+           {"generate -p x --gen-lenght 8", "unknown flag --gen-lenght (did you mean --gen-length?)"},
+           {"generate -p x --policy thresold", "'thresold' is not one of"},
+           {"generate -p x --policy thresold", "(did you mean 'threshold'?)"},
+           {"chat --cache prefx", "(did you mean 'prefix'?)"},
+           {"generate -p x --gen-length 30 --block-length 8", "--gen-length 30 is not a multiple of --block-length 8"},
+           {"generate -p x --gen-length 600 --block-length 600 --steps 600", "the model's max_sequence_length is 512"},
+           {"generate -p x --json --jsonl", "--json and --jsonl cannot be combined"}}) {
+    const result r = run(args);
+    EXPECT_EQ(r.status, 2) << args << ": " << r.err;
+    EXPECT_NE(r.err.find(what), std::string::npos) << args << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1) << args << ": " << r.err;
+  }
+}
+
+// unmask score: the library's estimate (tests/decode/test_likelihood.cpp
+// checks it against the PyTorch reference), keyed by line.
+TEST(UnmaskCli, ScoreWritesALineOfLikelihoodPerInputLine) {
+  std::ifstream in(std::string(UNMASK_TEST_DATA_DIR) + "/likelihood/goldens.json");
+  const nlohmann::json goldens = nlohmann::json::parse(in);
+  const nlohmann::json& creation = goldens["monte_carlo"][0];  // id 0: the first line's key
+  ASSERT_EQ(creation["id"], 0);
+  const std::string input = temp_file("score.jsonl", nlohmann::json{{"prompt_ids", creation["prompt"]},
+                                                                     {"continuation_ids", creation["answer"]},
+                                                                     {"id", "c"}}.dump() + "\n");
+  const result r = run("score -f " + input + " --samples " + creation["mc_num"].dump() + " --batch-size " +
+                       creation["batch"].dump() + " --seed " + creation["seed"].dump());
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::vector<nlohmann::json> out = json_lines(r.out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0]["id"], "c");
+  EXPECT_EQ(out[0]["samples"], creation["mc_num"]);
+  EXPECT_NEAR(out[0]["log_likelihood"].get<double>(), creation["log_likelihood"].get<double>(),
+              1e-4 * std::abs(creation["log_likelihood"].get<double>()));
+  // Multiple choice from text: the tiny model answers 4 of the 5 committed questions.
+  const result mc = run("score --samples 32 --batch-size 8 < " + std::string(UNMASK_TEST_DATA_DIR) +
+                        "/likelihood/multiple_choice.jsonl");
+  ASSERT_EQ(mc.status, 0) << mc.err;
+  int correct = 0;
+  const std::vector<nlohmann::json> lines_out = json_lines(mc.out);
+  ASSERT_EQ(lines_out.size(), 5u);
+  for (std::size_t i = 0; i < lines_out.size(); ++i) {
+    EXPECT_EQ(lines_out[i]["index"], i);
+    EXPECT_EQ(lines_out[i]["choices"].size(), 3u);
+    correct += lines_out[i]["correct"].get<bool>();
+  }
+  EXPECT_EQ(correct, 4);
+  for (const auto& [bad, what] : std::vector<std::pair<std::string, std::string>>{
+           {"{\"prompt\": \"x\", \"continuation\": \"\"}\n", "line 1: "},
+           {"{\"prompt\": \"x\", \"continuaton\": \"y\"}\n", "line 1: unknown key 'continuaton'"},
+           {"{\"prompt\": \"x\"}\n", "no \"continuation\""},
+           {"[1]\n", "not a JSON object"}}) {
+    const result b = run("score -f " + temp_file("bad_score.jsonl", bad) + " --samples 4 --batch-size 4");
+    EXPECT_EQ(b.status, 2) << bad << ": " << b.err;
+    EXPECT_NE(b.err.find(what), std::string::npos) << bad << ": " << b.err;
+  }
+  const result batch = run("score --samples 10 --batch-size 4 < /dev/null");
+  EXPECT_EQ(batch.status, 2) << batch.err;
+  EXPECT_NE(batch.err.find("--samples 10 is not a multiple of --batch-size 4"), std::string::npos) << batch.err;
+}
+
+// --trace FILE: a header line, then one line per model call whose commits tile the generated positions.
+TEST(UnmaskCli, TraceRecordsEveryCommit) {
+  const std::string path = ::testing::TempDir() + "unmask_trace_" + std::to_string(getpid()) + ".jsonl";
+  for (const std::string& flags : std::vector<std::string>{" --policy threshold --threshold 0.2", " --ar --no-eos-stop"}) {
+    const result r = run("generate -p 'In the beginning' --gen-length 32 --block-length 16 --steps 16 --json --trace " +
+                         path + flags);
+    ASSERT_EQ(r.status, 0) << r.err;
+    const nlohmann::json run0 = nlohmann::json::parse(r.out)["runs"][0];
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::vector<nlohmann::json> lines_in = json_lines(text.str());
+    ASSERT_GE(lines_in.size(), 2u);
+    EXPECT_EQ(lines_in[0]["trace"], "unmask-decode") << flags;
+    EXPECT_EQ(lines_in.size() - 1, run0["forwards"].get<std::size_t>()) << flags;
+    std::vector<int> seen(32, 0);
+    const int prompt = lines_in[0]["prompt_length"];
+    for (std::size_t i = 1; i < lines_in.size(); ++i)
+      for (const auto& p : lines_in[i]["positions"]) ++seen.at(std::size_t(p.get<int>() - prompt));
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), 32) << flags;
+  }
+  const result bad = run("generate -p x --gen-length 8 --block-length 8 --steps 8 --trace /nonexistent/dir/t.jsonl");
+  EXPECT_EQ(bad.status, 1) << bad.err;
+  EXPECT_NE(bad.err.find("/nonexistent/dir/t.jsonl"), std::string::npos) << bad.err;
 }
 
 #if defined(UNMASK_CLI_CUDA)

@@ -87,8 +87,9 @@ TEST(StepHooks, CanvasEditsStayAndLeaveTheCandidates) {
   step_hooks hooks;
   int calls = 0;
   hooks.candidates = [&](step_candidates& c) {
-    if (c.step > 0)
+    if (c.step > 0) {
       for (std::int32_t i = 0; i < c.count; ++i) EXPECT_NE(c.positions[i], c.block_end - 1) << "a filled position";
+    }
     if (c.step == 0) (*c.canvas)[std::size_t(c.block_end - 1)] = 98;  // fill the block's last position
     ++calls;
   };

@@ -83,6 +83,7 @@ class ar_decoder {
       result.sequences[std::size_t(b)].prompt_length = std::int32_t(prompt.size());
     }
     std::vector<std::int32_t> active(static_cast<std::size_t>(n)), next, offsets, committed(1);
+    std::vector<float> confidence(1);
     for (std::int64_t b = 0; b < n; ++b) active[std::size_t(b)] = std::int32_t(b);
     // Time limit or cancellation: the active sequences stop before the next forward.
     const auto interrupted = [&] {
@@ -123,7 +124,8 @@ class ar_decoder {
         out.canvas.push_back(choice.token);
         ++out.committed;
         committed[0] = std::int32_t(position);
-        if (callback) callback({std::size_t(active[i]), 0, step, &out.canvas, &committed});
+        confidence[0] = choice.confidence;
+        if (callback) callback({std::size_t(active[i]), 0, step, &out.canvas, &committed, &confidence});
         const std::int64_t end = std::int64_t(out.canvas.size());
         out.stop = settings_.stop.check(out.canvas, out.prompt_length, end - 1, end,
                                         settings_.stop_at_eos ? settings_.eos_token_id : -1);

@@ -193,11 +193,12 @@ class block_diffusion_decoder {
     out.canvas[std::size_t(position)] = choices_[0].token;
     ++out.committed;
     committed.push_back(position);
+    confidences_.push_back(choices_[0].confidence);
   }
 
   void notify(const decode_callback& callback, std::size_t index, std::int32_t block, std::int32_t step,
               const sequence_output& out, const std::vector<std::int32_t>& committed) const {
-    if (callback) callback({index, block, step, &out.canvas, &committed});
+    if (callback) callback({index, block, step, &out.canvas, &committed, &confidences_});
   }
 
   void decode_one(std::size_t index, std::uint32_t id, sequence_output& out, decode_output& result,
@@ -213,6 +214,7 @@ class block_diffusion_decoder {
     const std::int32_t prefill = P / B * B;
     if (prefill > 0) {
       committed.clear();
+      confidences_.clear();
       const bool next = shifted && prefill == P;  // the next position starts a block: predicted from here
       run(out, 0, prefill, {prefill - 1}, true, result);
       if (next) commit_next(out, P, id, rng_step, committed);
@@ -245,12 +247,15 @@ class block_diffusion_decoder {
         run(out, begin, end, rows, false, result);
         choose(rows.size(), id, rng_step, rows, settings_.sampling);
         committed.clear();
-        for (std::size_t i : select(rows.size(), step)) {
+        confidences_.clear();
+        picked_sorted_ = select(rows.size(), step);
+        std::sort(picked_sorted_.begin(), picked_sorted_.end());  // rows ascend: committed positions in order
+        for (std::size_t i : picked_sorted_) {
           out.canvas[std::size_t(rows[i])] = choices_[i].token;
           committed.push_back(rows[i]);
+          confidences_.push_back(choices_[i].confidence);
         }
         out.committed += std::int64_t(committed.size());
-        std::sort(committed.begin(), committed.end());
         notify(callback, index, block, step, out, committed);
         ++step, ++rng_step;
       }
@@ -258,6 +263,7 @@ class block_diffusion_decoder {
       if (end >= L) break;
       // Store the full block's K/V (and, for a shifted model, commit the next block's first position).
       committed.clear();
+      confidences_.clear();
       run(out, begin, end, {end - 1}, true, result);
       if (shifted) commit_next(out, end, id, rng_step, committed);
       ++rng_step;
@@ -311,7 +317,8 @@ class block_diffusion_decoder {
   std::vector<std::int32_t> local_rows_;
   std::vector<draw_site> sites_;
   std::vector<token_choice> choices_;
-  std::vector<std::size_t> order_, picked_;
+  std::vector<std::size_t> order_, picked_, picked_sorted_;
+  std::vector<float> confidences_;  // (committed) of the last model call
 };
 
 }  // namespace unmask

@@ -164,6 +164,8 @@ struct decode_event {
   std::int32_t block, step;
   const std::vector<std::int32_t>* canvas;
   const std::vector<std::int32_t>* committed_positions;
+  // (committed) the confidence each committed token was chosen with, where the decoder reports them, else null
+  const std::vector<float>* committed_confidences = nullptr;
 };
 using decode_callback = std::function<void(const decode_event&)>;
 

@@ -45,6 +45,7 @@ enum class random_purpose : std::uint32_t {
   reveal = 3,      // ancestral (MDLM, Dream origin) unmasking coin flips
   remask = 4,      // ReMDM remasking coin flips
   selection = 5,   // stochastic selection (Dream alg_temp)
+  likelihood = 6,  // the Monte-Carlo likelihood's mask counts and sets (decode/likelihood.hpp)
 };
 
 // Where a draw sits in the random stream: the sequence's id, its own step

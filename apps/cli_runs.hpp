@@ -107,6 +107,18 @@ inline progress_view view_for(const generate_options& o, progress_totals totals)
   return progress_view(totals, (tty || o.progress) && !o.quiet && !o.visual, o.visual, tty);
 }
 
+// The decode callback that feeds `view`: the tokens each call committed and,
+// for --visual, the first sequence's canvas (masks `mask`, -1 for none).
+inline unmask::decode_callback show_on(progress_view& view, const generate_options& o, const loaded_model& m,
+                                       std::size_t prompt_length, std::int32_t mask) {
+  return [&view, &o, &m, prompt_length, mask](const unmask::decode_event& e) {
+    view.update(e.block, e.step, std::int64_t(e.committed_positions ? e.committed_positions->size() : 0),
+                o.visual && e.sequence == 0
+                    ? render(m.tok, *e.canvas, prompt_length, mask, std::int32_t(m.model.config().eos_token_id))
+                    : std::string());
+  };
+}
+
 // The prompt and the gen length must fit the model (named by flags).
 inline void check_fits(const generate_options& o, const loaded_model& m, const std::vector<std::vector<std::int32_t>>& prompts) {
   const std::int64_t limit = m.model.config().max_sequence_length;
@@ -133,12 +145,7 @@ run_figures run_block_diffusion(const generate_options& o, const loaded_model& m
   progress_view view = view_for(o, {(o.gen_length + block - 1) / block,
                                     decoder.settings().rule == unmask::block_step_rule::counted ? decoder.settings().steps : 0,
                                     std::int64_t(o.gen_length) * std::int64_t(prompts.size()), false});
-  const unmask::decode_callback shown = [&](const unmask::decode_event& e) {
-    view.update(e.block, e.step, std::int64_t(e.committed_positions ? e.committed_positions->size() : 0),
-                o.visual && e.sequence == 0 ? render(m.tok, *e.canvas, prompts[0].size(), std::int32_t(c.mask_token_id),
-                                                     std::int32_t(c.eos_token_id))
-                                            : std::string());
-  };
+  const unmask::decode_callback shown = show_on(view, o, m, prompts[0].size(), std::int32_t(c.mask_token_id));
   std::optional<unmask::decode_trace> trace;
   if (!o.trace.empty())
     trace.emplace(o.trace, unmask::trace_header_for(c, decoder.settings(), std::int32_t(prompts[0].size())));
@@ -176,12 +183,7 @@ run_figures run_diffusion(const generate_options& o, const loaded_model& m,
   const int blocks = o.gen_length / o.block_length;
   unmask::diffusion_decoder<Backend> decoder(m.model, settings, make_backend<Backend>(o));
   progress_view view = view_for(o, {blocks, o.steps / blocks, std::int64_t(o.gen_length) * std::int64_t(prompts.size()), false});
-  const unmask::decode_callback shown = [&](const unmask::decode_event& e) {
-    view.update(e.block, e.step, std::int64_t(e.committed_positions ? e.committed_positions->size() : 0),
-                o.visual && e.sequence == 0 ? render(m.tok, *e.canvas, prompts[0].size(), std::int32_t(c.mask_token_id),
-                                                     std::int32_t(c.eos_token_id))
-                                            : std::string());
-  };
+  const unmask::decode_callback shown = show_on(view, o, m, prompts[0].size(), std::int32_t(c.mask_token_id));
   std::optional<unmask::decode_trace> trace;
   if (!o.trace.empty())
     trace.emplace(o.trace, unmask::trace_header_for(c, decoder.settings(), decoder.policy(), std::int32_t(prompts[0].size())));
@@ -209,11 +211,7 @@ run_figures run_ar(const generate_options& o, const loaded_model& m, std::vector
   check_fits(o, m, prompts);
   unmask::ar_decoder<Backend> decoder(m.model, s, make_backend<Backend>(o));
   progress_view view = view_for(o, {1, 0, std::int64_t(o.gen_length) * std::int64_t(prompts.size()), true});
-  const unmask::decode_callback shown = [&](const unmask::decode_event& e) {
-    view.update(e.block, e.step, 1,
-                o.visual && e.sequence == 0 ? render(m.tok, *e.canvas, prompts[0].size(), -1, std::int32_t(c.eos_token_id))
-                                            : std::string());
-  };
+  const unmask::decode_callback shown = show_on(view, o, m, prompts[0].size(), -1);
   std::optional<unmask::decode_trace> trace;
   if (!o.trace.empty()) trace.emplace(o.trace, unmask::trace_header_for(c, s, std::int32_t(prompts[0].size())));
   const auto out = decoder.generate(requests_of(prompts, ids), trace ? trace->callback(shown) : shown);

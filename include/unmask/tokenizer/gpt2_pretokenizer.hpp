@@ -172,29 +172,46 @@ inline gpt2_char_class classify_gpt2(char32_t c) {
   return gpt2_char_class::other;
 }
 
+// The characters of a text for a pre-tokenizer scan: per character its byte
+// offset (one extra offset marks the end), code point and class.
+struct classified_text {
+  std::vector<std::uint32_t> start;
+  std::vector<char32_t> code_point;
+  std::vector<gpt2_char_class> cls;
+
+  explicit classified_text(std::string_view text) {
+    start.reserve(text.size() + 1);
+    code_point.reserve(text.size());
+    cls.reserve(text.size());
+    for (std::size_t i = 0; i < text.size();) {
+      std::size_t n = utf8::sequence_length(text, i);
+      if (n == 0) n = 1;  // not reached for valid input; keeps the scan total
+      const char32_t c = utf8::decode_at(text, i, n);
+      start.push_back(std::uint32_t(i));
+      code_point.push_back(c);
+      cls.push_back(classify_gpt2(c));
+      i += n;
+    }
+    start.push_back(std::uint32_t(text.size()));
+  }
+
+  std::size_t size() const { return cls.size(); }
+  // The end of the run of class `c` that starts at character k.
+  std::size_t run_end(std::size_t k, gpt2_char_class c) const {
+    while (k < cls.size() && cls[k] == c) ++k;
+    return k;
+  }
+};
+
 // Calls emit(std::string_view piece) for each piece of `text`, in order; the
 // pieces concatenate to `text`. `text` must be valid UTF-8.
 template <class Emit>
 void gpt2_split(std::string_view text, Emit&& emit) {
-  // Per character: byte offset and class (one extra offset marks the end).
-  std::vector<std::uint32_t> start;
-  std::vector<gpt2_char_class> cls;
-  start.reserve(text.size() + 1);
-  cls.reserve(text.size());
-  for (std::size_t i = 0; i < text.size();) {
-    std::size_t n = utf8::sequence_length(text, i);
-    if (n == 0) n = 1;  // not reached for valid input; keeps the scan total
-    start.push_back(std::uint32_t(i));
-    cls.push_back(classify_gpt2(utf8::decode_at(text, i, n)));
-    i += n;
-  }
-  const std::size_t count = cls.size();
-  start.push_back(std::uint32_t(text.size()));
-
-  const auto run_end = [&](std::size_t k, gpt2_char_class c) {
-    while (k < count && cls[k] == c) ++k;
-    return k;
-  };
+  const classified_text chars(text);
+  const std::vector<std::uint32_t>& start = chars.start;
+  const std::vector<gpt2_char_class>& cls = chars.cls;
+  const std::size_t count = chars.size();
+  const auto run_end = [&](std::size_t k, gpt2_char_class c) { return chars.run_end(k, c); };
   const auto contraction = [&](std::size_t pos) -> std::size_t {  // bytes matched by alternative 1, or 0
     if (text[pos] != '\'' || pos + 1 >= text.size()) return 0;
     const char a = text[pos + 1];

@@ -68,28 +68,12 @@ namespace detail {
 // The Llama-3 / Qwen2 scan; `max_digits` is 1 (qwen2) or 3 (llama3).
 template <class Emit>
 void llama3_family_split(std::string_view text, std::size_t max_digits, Emit&& emit) {
-  std::vector<std::uint32_t> start;
-  std::vector<gpt2_char_class> cls;
-  std::vector<char32_t> cp;
-  start.reserve(text.size() + 1);
-  cls.reserve(text.size());
-  cp.reserve(text.size());
-  for (std::size_t i = 0; i < text.size();) {
-    std::size_t n = utf8::sequence_length(text, i);
-    if (n == 0) n = 1;  // not reached for valid input; keeps the scan total
-    const char32_t c = utf8::decode_at(text, i, n);
-    start.push_back(std::uint32_t(i));
-    cls.push_back(classify_gpt2(c));
-    cp.push_back(c);
-    i += n;
-  }
-  const std::size_t count = cls.size();
-  start.push_back(std::uint32_t(text.size()));
-
-  const auto run_end = [&](std::size_t k, gpt2_char_class c) {
-    while (k < count && cls[k] == c) ++k;
-    return k;
-  };
+  const classified_text chars(text);
+  const std::vector<std::uint32_t>& start = chars.start;
+  const std::vector<gpt2_char_class>& cls = chars.cls;
+  const std::vector<char32_t>& cp = chars.code_point;
+  const std::size_t count = chars.size();
+  const auto run_end = [&](std::size_t k, gpt2_char_class c) { return chars.run_end(k, c); };
   const auto newline = [&](std::size_t k) { return cp[k] == '\r' || cp[k] == '\n'; };
   const auto lower = [&](std::size_t k) -> char32_t {
     const char32_t c = cp[k];

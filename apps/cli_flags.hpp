@@ -12,7 +12,10 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
 #include <cstddef>
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -84,6 +87,39 @@ inline CLI::Validator one_of(std::vector<std::string> allowed) {
       list);
 }
 
+// A validator for a real number in [lo, hi]: NaN and infinity are refused
+// (CLI::Range lets NaN through, every comparison with it being false).
+inline CLI::Validator finite_range(double lo, double hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& value) -> std::string {
+        char* end = nullptr;
+        errno = 0;
+        const double v = std::strtod(value.c_str(), &end);
+        if (value.empty() || end != value.c_str() + value.size() || errno == ERANGE || !std::isfinite(v))
+          return "'" + value + "' is not a finite number";
+        if (!(v >= lo && v <= hi))
+          return "'" + value + "' is outside [" + CLI::detail::to_string(lo) + ", " + CLI::detail::to_string(hi) + "]";
+        return {};
+      },
+      "[" + CLI::detail::to_string(lo) + " - " + CLI::detail::to_string(hi) + "]");
+}
+
+// A validator for an unsigned 64-bit integer written in decimal: a larger
+// value is refused rather than clamped to 2^64 - 1.
+inline CLI::Validator uint64_value() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        const std::string max = "18446744073709551615";
+        const bool digits = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
+        std::string v = value.substr(std::min(value.find_first_not_of('0'), value.size()));
+        if (!digits) return "'" + value + "' is not a non-negative integer";
+        if (v.size() > max.size() || (v.size() == max.size() && v > max))
+          return "'" + value + "' is larger than 2^64 - 1";
+        return {};
+      },
+      "UINT64");
+}
+
 // Messages from the library name settings by their C++ names; the user typed flags.
 inline std::string with_flag_names(std::string message) {
   static const std::pair<const char*, const char*> names[] = {
@@ -97,7 +133,8 @@ inline std::string with_flag_names(std::string message) {
       const std::size_t end = at + f.size();
       const bool right = end >= message.size() ||
                          !(std::isalnum(static_cast<unsigned char>(message[end])) || message[end] == '_');
-      if (left && right) message.replace(at, f.size(), to);
+      const bool quoted = at > 0 && end < message.size() && message[at - 1] == '"' && message[end] == '"';  // a JSON key
+      if (left && right && !quoted) message.replace(at, f.size(), to);
     }
   }
   return message;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -26,8 +27,10 @@
 #include "unmask/cpu/backend.hpp"
 #include "unmask/decode/block_diffusion_decoder.hpp"
 #include "unmask/decode/diffusion_decoder.hpp"
+#include "unmask/io/json_file.hpp"
 #include "unmask/tokenizer/byte_level_bpe.hpp"
 #include "unmask/tokenizer/tokenizer_config.hpp"
+#include "unmask/tokenizer/tokenizer_model_check.hpp"
 
 namespace cli {
 
@@ -58,6 +61,9 @@ inline std::string embedded_model(const std::string& name) {
 // selection_rule{}, remdm_settings{}): LLaDA's generate.py, 128 tokens in
 // one block of 128 steps.
 inline const unmask::diffusion_settings library_defaults{};
+
+// Largest prompt, batch or score file the program reads.
+inline constexpr std::uint64_t max_input_bytes = std::uint64_t(256) << 20;
 
 struct generate_options {
   std::string prompt, prompt_file, prompt_ids, model, ar_model, tokenizer, system, batch, trace;
@@ -136,6 +142,7 @@ inline loaded_model load_model(const std::string& dir, const std::string& tokeni
     m.tok.tokenizer = unmask::bpe_tokenizer::load(tokenizer_path);
     m.tok.config = unmask::tokenizer_config::load_dir(dir);
     m.tok.config.apply(*m.tok.tokenizer);
+    unmask::check_tokenizer_matches_model(*m.tok.tokenizer, m.model.config(), dir + "/config.json");
   }
   const auto& c = m.model.config();
   m.stops.push_back(std::int32_t(c.eos_token_id));
@@ -171,17 +178,63 @@ inline std::string render_chat(const loaded_model& m, const std::vector<unmask::
 // what an editor or `echo` adds is not part of the prompt).
 inline std::string read_prompt_file(const std::string& path, const char* flag) {
   std::string text;
-  if (path == "-") {
-    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-  } else {
-    if (!fs::is_regular_file(path)) throw unmask::file_error(std::string(flag) + ": cannot open '" + path + "' (not a file)");
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw unmask::file_error(std::string(flag) + ": cannot open '" + path + "'");
-    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  try {
+    text = unmask::read_text_stream(path, max_input_bytes);
+  } catch (const unmask::file_error& e) {
+    throw unmask::file_error(std::string(flag) + ": " + e.what());
   }
   if (!text.empty() && text.back() == '\n') text.pop_back();
   if (!text.empty() && text.back() == '\r') text.pop_back();
   return text;
+}
+
+// The next line of `in` (without its newline) into `line`; false at the end.
+// A line longer than max_input_bytes is an error, not an unbounded buffer.
+inline bool read_line(std::istream& in, std::string& line, const char* what) {
+  line.clear();
+  std::streambuf* buffer = in.rdbuf();
+  for (int ch; (ch = buffer->sbumpc()) != std::char_traits<char>::eof();) {
+    if (ch == '\n') return true;
+    if (line.size() >= max_input_bytes)
+      throw unmask::argument_error(std::string(what) + ": a line is longer than " + std::to_string(max_input_bytes) +
+                                   " bytes");
+    line.push_back(char(ch));
+  }
+  return !line.empty();
+}
+
+// One line of a JSON-lines input, parsed with unmask's nesting bound.
+inline nlohmann::json parse_json_line(const std::string& line, const std::string& where) {
+  try {
+    return unmask::parse_json(line, "the line");
+  } catch (const unmask::file_error& e) {
+    throw unmask::argument_error(where + "not valid JSON (" + e.what() + ")");
+  }
+}
+
+// A JSON value that must be an integer in [lo, hi] (a fraction or a value
+// beyond int is an error, never truncated).
+inline int json_int(const nlohmann::json& v, int lo, int hi, const std::string& where) {
+  if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t(hi)) ||
+      v.get<std::int64_t>() < lo || v.get<std::int64_t>() > hi)
+    throw unmask::argument_error(where + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return int(v.get<std::int64_t>());
+}
+
+// A JSON number that must lie in [lo, hi].
+inline float json_real(const nlohmann::json& v, double lo, double hi, const std::string& where) {
+  if (!v.is_number() || !(v.get<double>() >= lo && v.get<double>() <= hi))
+    throw unmask::argument_error(where + " must be a number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return float(v.get<double>());
+}
+
+// A JSON list of token ids, each in [0, 2^31).
+inline std::vector<std::int32_t> json_token_ids(const nlohmann::json& v, const std::string& where) {
+  if (!v.is_array()) throw unmask::argument_error(where + " must be a list of token ids");
+  std::vector<std::int32_t> ids;
+  ids.reserve(v.size());
+  for (const nlohmann::json& e : v) ids.push_back(json_int(e, 0, INT32_MAX, where + " entry"));
+  return ids;
 }
 
 // One prompt to decode: text, ids, or a chat conversation (with the user's turn last).

@@ -22,6 +22,7 @@
 #include <cmath>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -75,24 +76,13 @@ int score_on(const score_options& o) {
   s.mc_num = o.samples, s.batch = o.batch_size, s.cfg = o.cfg, s.seed = o.seed;
   unmask::likelihood_estimator<Backend> estimator(m.model, s, score_backend<Backend>(o));
 
-  std::ifstream file;
-  if (o.input != "-") {
-    if (!fs::is_regular_file(o.input)) throw unmask::file_error("score: cannot open '" + o.input + "' (not a file)");
-    file.open(o.input);
-    if (!file) throw unmask::file_error("score: cannot open '" + o.input + "'");
-  }
-  std::istream& in = o.input == "-" ? std::cin : file;
+  std::istringstream in(read_prompt_file(o.input, "score"));
   std::string line;
   std::size_t index = 0;
   for (int number = 1; std::getline(in, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = "score: line " + std::to_string(number) + ": ";
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      throw unmask::argument_error(where + "not valid JSON (" + e.what() + ")");
-    }
+    const nlohmann::json j = parse_json_line(line, where);
     if (!j.is_object()) throw unmask::argument_error(where + "not a JSON object");
     for (auto it = j.begin(); it != j.end(); ++it)
       if (it.key() != "prompt" && it.key() != "continuation" && it.key() != "prompt_ids" &&
@@ -104,7 +94,7 @@ int score_on(const score_options& o) {
       std::vector<std::int32_t> prompt;
       std::string prompt_text;
       if (j.contains("prompt_ids")) {
-        prompt = j.at("prompt_ids").get<std::vector<std::int32_t>>();
+        prompt = json_token_ids(j.at("prompt_ids"), where + "\"prompt_ids\"");
       } else if (j.contains("prompt")) {
         if (!m.tok.tokenizer) throw unmask::file_error("score: the model has no tokenizer: give prompt_ids and continuation_ids");
         prompt_text = j.at("prompt").get<std::string>();
@@ -116,7 +106,7 @@ int score_on(const score_options& o) {
         if (!m.tok.tokenizer) throw unmask::file_error("score: the model has no tokenizer: give prompt_ids and continuation_ids");
         return continuation_ids(*m.tok.tokenizer, prompt, prompt_text, text);
       };
-      if (j.contains("continuation_ids")) requests.push_back({prompt, j.at("continuation_ids").get<std::vector<std::int32_t>>(), std::uint32_t(index)});
+      if (j.contains("continuation_ids")) requests.push_back({prompt, json_token_ids(j.at("continuation_ids"), where + "\"continuation_ids\""), std::uint32_t(index)});
       else if (j.contains("continuation")) requests.push_back({prompt, answer_of(j.at("continuation").get<std::string>()), std::uint32_t(index)});
       else if (j.contains("choices") && j.at("choices").is_array() && !j.at("choices").empty())
         for (const auto& c : j.at("choices")) requests.push_back({prompt, answer_of(c.get<std::string>()), std::uint32_t(index)});

@@ -153,9 +153,7 @@ struct batch_line {
 };
 
 std::vector<batch_line> read_batch(const generate_options& o) {
-  if (!fs::is_regular_file(o.batch)) throw unmask::file_error("--batch: cannot open '" + o.batch + "' (not a file)");
-  std::ifstream in(o.batch);
-  if (!in) throw unmask::file_error("--batch: cannot open '" + o.batch + "'");
+  std::istringstream in(cli::read_prompt_file(o.batch, "--batch"));
   std::vector<batch_line> out;
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
@@ -171,29 +169,28 @@ std::vector<batch_line> read_batch(const generate_options& o) {
       out.push_back(std::move(b));
       continue;
     }
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      throw unmask::argument_error(where + "not valid JSON (" + e.what() + ")");
-    }
+    const nlohmann::json j = cli::parse_json_line(line, where);
     nlohmann::json group = nlohmann::json::object();
     try {
       for (auto it = j.begin(); it != j.end(); ++it) {
         const std::string& k = it.key();
         if (k == "prompt") b.prompt.text = it->get<std::string>();
-        else if (k == "prompt_ids") b.prompt.ids = it->get<std::vector<std::int32_t>>(), b.prompt.has_ids = true;
+        else if (k == "prompt_ids") b.prompt.ids = cli::json_token_ids(*it, where + "\"prompt_ids\""), b.prompt.has_ids = true;
         else if (k == "id") b.id = *it;
         else if (k == "chat") b.prompt.chat = it->get<bool>();
         else if (k == "system") b.prompt.system = it->get<std::string>();
-        else if (k == "gen_length") b.options.gen_length = it->get<int>(), group[k] = *it;
-        else if (k == "block_length") b.options.block_length = it->get<int>(), group[k] = *it;
-        else if (k == "steps") b.options.steps = it->get<int>(), group[k] = *it;
-        else if (k == "temperature") b.options.temperature = it->get<float>(), group[k] = *it;
-        else if (k == "top_k") b.options.top_k = it->get<int>(), group[k] = *it;
-        else if (k == "top_p") b.options.top_p = it->get<float>(), group[k] = *it;
-        else if (k == "threshold") b.options.threshold = it->get<float>(), b.options.threshold_given = true, group[k] = *it;
-        else if (k == "seed") b.options.seed = it->get<std::uint64_t>(), group[k] = *it;
+        else if (k == "gen_length") b.options.gen_length = cli::json_int(*it, 1, 1 << 20, where + "\"" + k + "\""), group[k] = *it;
+        else if (k == "block_length") b.options.block_length = cli::json_int(*it, 1, 1 << 20, where + "\"" + k + "\""), group[k] = *it;
+        else if (k == "steps") b.options.steps = cli::json_int(*it, 1, 1 << 20, where + "\"" + k + "\""), group[k] = *it;
+        else if (k == "temperature") b.options.temperature = cli::json_real(*it, 0, 100, where + "\"" + k + "\""), group[k] = *it;
+        else if (k == "top_k") b.options.top_k = cli::json_int(*it, 0, 1 << 24, where + "\"" + k + "\""), group[k] = *it;
+        else if (k == "top_p") b.options.top_p = cli::json_real(*it, 0, 1, where + "\"" + k + "\""), group[k] = *it;
+        else if (k == "threshold")
+          b.options.threshold = cli::json_real(*it, 0, 1, where + "\"" + k + "\""), b.options.threshold_given = true, group[k] = *it;
+        else if (k == "seed") {
+          if (!it->is_number_unsigned()) throw unmask::argument_error(where + "\"seed\" must be an integer in [0, 2^64)");
+          b.options.seed = it->get<std::uint64_t>(), group[k] = *it;
+        }
         else
           throw unmask::argument_error(where + "unknown key '" + k +
                                        "' (prompt, prompt_ids, id, chat, system, gen_length, block_length, steps, "
@@ -264,7 +261,7 @@ int chat_on(const generate_options& o) {
       std::fputs("> ", stdout);
       std::fflush(stdout);
     }
-    if (!std::getline(std::cin, line)) break;
+    if (!cli::read_line(std::cin, line, "chat")) break;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (tty && (line == "/quit" || line == "/exit")) break;
     messages.push_back({"user", line});
@@ -473,22 +470,22 @@ void add_generation_options(CLI::App* sub, cli::generate_options& g, int& thread
   sub->add_option("--policy", g.policy, "Which masked positions to commit")
       ->check(cli::one_of({"low-confidence", "margin", "entropy", "random", "threshold", "factor", "eb"}));
   sub->add_option("--schedule", g.schedule, "Tokens per step for top-k policies")->check(cli::one_of({"llada", "dream", "llama_cpp"}));
-  threshold = sub->add_option("--threshold", g.threshold, "Confidence threshold (--policy threshold; block-diffusion models)")->check(CLI::Range(0.0, 1.0));
+  threshold = sub->add_option("--threshold", g.threshold, "Confidence threshold (--policy threshold; block-diffusion models)")->check(cli::finite_range(0.0, 1.0));
   sub->add_option("--sub-block-length", g.sub_block_length, "Block-diffusion models: sub-blocks of the threshold rule (Fast-dLLM v2; default 8)")->check(CLI::Range(1, 1 << 20));
   sub->add_option("--strategy", g.strategy, "Block-diffusion models: counted strategy (SDAR's remasking_strategy)")
       ->check(cli::one_of({"sequential", "low_confidence_static", "low_confidence_dynamic"}));
   sub->add_option("--block-steps", g.block_steps, "Block-diffusion models: steps per block of the counted rule (default: the block length)")->check(CLI::Range(1, 1 << 20));
-  sub->add_option("--factor", g.factor, "Fast-dLLM factor (--policy factor)")->check(CLI::Range(1e-6, 1e6));
-  sub->add_option("--gamma", g.gamma, "Entropy bound (--policy eb)")->check(CLI::Range(0.0, 1e6));
-  sub->add_option("--temperature", g.temperature, "Sampling temperature (0: greedy)")->check(CLI::Range(0.0, 100.0));
+  sub->add_option("--factor", g.factor, "Fast-dLLM factor (--policy factor)")->check(cli::finite_range(1e-6, 1e6));
+  sub->add_option("--gamma", g.gamma, "Entropy bound (--policy eb)")->check(cli::finite_range(0.0, 1e6));
+  sub->add_option("--temperature", g.temperature, "Sampling temperature (0: greedy)")->check(cli::finite_range(0.0, 100.0));
   sub->add_option("--top-k", g.top_k, "Keep the k most likely tokens (0: off)")->check(CLI::Range(0, 1 << 24));
-  sub->add_option("--top-p", g.top_p, "Nucleus sampling mass (1: off)")->check(CLI::Range(0.0, 1.0));
-  sub->add_option("--seed", g.seed, "Random seed");
+  sub->add_option("--top-p", g.top_p, "Nucleus sampling mass (1: off)")->check(cli::finite_range(0.0, 1.0));
+  sub->add_option("--seed", g.seed, "Random seed")->check(cli::uint64_value());
   sub->add_option("--remasking", g.remasking, "Ancestral sampling with ReMDM remasking (mdlm: none)")
       ->check(cli::one_of({"none", "mdlm", "cap", "rescale", "conf", "loop"}));
   sub->add_option("--noise", g.noise, "Noise schedule for ancestral sampling")->check(cli::one_of({"log-linear", "cosine", "linear"}));
-  sub->add_option("--eta", g.eta, "ReMDM eta")->check(CLI::Range(0.0, 1.0));
-  sub->add_option("--cfg", g.cfg, "Classifier-free guidance scale (0: off)")->check(CLI::Range(0.0, 100.0));
+  sub->add_option("--eta", g.eta, "ReMDM eta")->check(cli::finite_range(0.0, 1.0));
+  sub->add_option("--cfg", g.cfg, "Classifier-free guidance scale (0: off)")->check(cli::finite_range(0.0, 100.0));
   sub->add_option("--cache", g.cache, "K/V cache (block-causal: for block-diffusion models)")
       ->check(cli::one_of({"none", "prefix", "dual", "block-causal"}));
   sub->add_option("--cache-refresh", g.cache_refresh, "Recompute cached K/V every N steps (0: at block starts)")
@@ -558,8 +555,8 @@ int main(int argc, char** argv) {
   scr->add_option("--tokenizer", sc.tokenizer, "tokenizer.json (default: the model directory's)")->check(CLI::ExistingFile);
   scr->add_option("--samples", sc.samples, "Monte-Carlo samples per continuation (LLaDA's mc_num)")->check(CLI::Range(1, 1 << 20));
   scr->add_option("--batch-size", sc.batch_size, "Samples per mini-batch, which share one masking ratio")->check(CLI::Range(1, 1 << 16));
-  scr->add_option("--cfg", sc.cfg, "Classifier-free guidance scale (0: off)")->check(CLI::Range(0.0, 100.0));
-  scr->add_option("--seed", sc.seed, "Random seed of the mask plan");
+  scr->add_option("--cfg", sc.cfg, "Classifier-free guidance scale (0: off)")->check(cli::finite_range(0.0, 100.0));
+  scr->add_option("--seed", sc.seed, "Random seed of the mask plan")->check(cli::uint64_value());
   scr->add_option("--threads", threads, "CPU threads")->check(CLI::Range(1, 1024));
   scr->add_option("--isa", sc.isa, "CPU instruction set")->check(cli::one_of(levels));
   scr->add_option("--compute", sc.compute, "CPU GEMMs: f32 or bf16")->check(cli::one_of({"f32", "bf16"}));

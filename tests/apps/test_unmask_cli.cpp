@@ -7,10 +7,12 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <cmath>
 #include <array>
 #include <cstdio>
@@ -23,6 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/test_files.hpp"
 #include "unmask/chat/chat_template.hpp"
 #include "unmask/tokenizer/byte_level_bpe.hpp"
 #include "unmask/tokenizer/tokenizer_config.hpp"
@@ -432,7 +435,7 @@ TEST(UnmaskCli, BatchFileDecodesEveryLineInOrder) {
            {"x\n{\"prompt\": \n", "line 2: not valid JSON"},
            {"{\"prompt\": 5}\n", "line 1: a value has the wrong type"},
            {"{\"id\": 5}\n", "line 1: no \"prompt\" or \"prompt_ids\""},
-           {"{\"prompt\": \"x\", \"gen_length\": 0}\n", "line 1: a setting is out of range"},
+           {"{\"prompt\": \"x\", \"gen_length\": 0}\n", "line 1: \"gen_length\" must be an integer in [1, 1048576]"},
            {"\n\n", "no prompts"}}) {
     const result b = run("generate --batch " + temp_file("bad.jsonl", bad));
     EXPECT_EQ(b.status, 2) << bad << ": " << b.err;
@@ -602,3 +605,74 @@ TEST(UnmaskCudaCli, RunsOnTheGpuOrSaysWhyNot) {
 #endif
 
 }  // namespace
+
+namespace hostile {
+
+// One line on stderr beginning "unmask: " that contains `fragment`, and the status.
+void expect_refusal(const result& r, int status, const std::string& fragment, const std::string& what) {
+  EXPECT_EQ(r.status, status) << what << ": " << r.err;
+  EXPECT_EQ(lines(r.err), 1) << what << ": " << r.err;
+  EXPECT_EQ(r.err.rfind("unmask: ", 0), 0u) << what << ": " << r.err;
+  EXPECT_NE(r.err.find(fragment), std::string::npos) << what << ": " << r.err;
+  EXPECT_EQ(r.out, "") << what;
+}
+
+TEST(UnmaskCliHostileInput, NonFiniteAndOutOfRangeFlagsExitTwo) {
+  for (const auto& [args, fragment] : std::vector<std::pair<std::string, std::string>>{
+           {"--policy threshold --threshold nan", "not a finite number"},
+           {"--threshold inf", "not a finite number"},
+           {"--temperature nan", "not a finite number"},
+           {"--top-p=nan", "not a finite number"},
+           {"--cfg 1e999", "not a finite number"},
+           {"--seed 18446744073709551616", "larger than 2^64 - 1"},
+           {"--seed 99999999999999999999999", "larger than 2^64 - 1"},
+           {"--seed -1", "not a non-negative integer"}}) {
+    expect_refusal(run("generate -p x " + args + small), 2, fragment, args);
+  }
+  EXPECT_EQ(run("generate -p x --seed 18446744073709551615" + small).status, 0);
+}
+
+TEST(UnmaskCliHostileInput, BatchValuesAreCheckedNotTruncated) {
+  for (const auto& [line, fragment] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"prompt": "x", "seed": -1})", "\"seed\" must be an integer"},
+           {R"({"prompt": "x", "seed": 1.5})", "\"seed\" must be an integer"},
+           {R"({"prompt": "x", "gen_length": 4294967312})", "\"gen_length\" must be an integer in [1, 1048576]"},
+           {R"({"prompt": "x", "steps": 2.5})", "\"steps\" must be an integer"},
+           {R"({"prompt": "x", "temperature": 1e300})", "\"temperature\" must be a number in"},
+           {R"({"prompt_ids": [5, 4294967301]})", "prompt_ids\" entry must be an integer"},
+           {"{\"prompt\": " + std::string(5000, '[') + "}", "nested deeper than 64"}}) {
+    const std::string file = temp_file("hostile_batch.jsonl", line + "\n");
+    expect_refusal(run("generate --batch " + file + small), 2, fragment, line.substr(0, 80));
+  }
+}
+
+TEST(UnmaskCliHostileInput, UnusableFilesExitOneWithoutHangingOrGarbage) {
+  unmask::test::scratch_dir fifo_model;
+  ASSERT_EQ(::mkfifo(fifo_model.file("config.json").c_str(), 0600), 0);
+  // `timeout` turns a hang into status 124, which fails the expectation.
+  expect_refusal(run("info --model " + fifo_model.str(), "timeout 20 " + std::string(UNMASK_CLI)), 1,
+                 "config.json' is not a regular file", "a FIFO config.json");
+  expect_refusal(run("generate -f /dev/zero" + small), 1, "holds more than the limit", "-f /dev/zero");
+  // Another model's tokenizer (vocabulary 4096 against the checkpoint's 100).
+  expect_refusal(run("generate -p x --model " + std::string(UNMASK_TEST_DATA_DIR) + "/tiny_llada_mha --tokenizer " +
+                     UNMASK_SOURCE_DIR + "/models/tiny-llada/tokenizer.json" + small),
+                 1, "beyond the vocabulary of 100", "a mismatched tokenizer");
+  // A NaN weight: the error names the tensor, and is a model error (1), not a flag error (2).
+  unmask::test::scratch_dir nan_model;
+  const std::string tiny = std::string(UNMASK_SOURCE_DIR) + "/models/tiny-llada";
+  unmask::test::copy_checkpoint(tiny, nan_model.str(), [](std::vector<unmask::test::tensor_spec>& specs, nlohmann::json&) {
+    for (auto& s : specs)
+      if (s.name == "model.transformer.blocks.2.ff_out.weight") s.bytes[0] = '\xc0', s.bytes[1] = '\x7f';
+  });
+  std::filesystem::copy_file(tiny + "/tokenizer.json", nan_model.file("tokenizer.json"));
+  expect_refusal(run("generate -p x --model " + nan_model.str() + small), 1,
+                 "tensor 'model.transformer.blocks.2.ff_out.weight' holds a NaN", "a NaN weight");
+  // A configuration that narrows to garbage in fp32.
+  unmask::test::scratch_dir theta;
+  unmask::test::copy_checkpoint(tiny, theta.str(), [](std::vector<unmask::test::tensor_spec>&, nlohmann::json& c) {
+    c["rope_theta"] = 1e-300;
+  });
+  expect_refusal(run("info --model " + theta.str()), 1, "'rope_theta' = 1e-300", "rope_theta 1e-300");
+}
+
+}  // namespace hostile

@@ -159,6 +159,31 @@ TEST(ChatTemplate, NestingIsBounded) {
   EXPECT_NE(error_of<unmask::argument_error>([] { render("{{ 'x' * 100000000000 }}"); }).find("too large"), std::string::npos);
 }
 
+TEST(ChatTemplate, EveryRenderHasABudget) {
+  // Nested loops within range()'s cap would run 10^15 steps; doubling a
+  // string or a list in a loop would need 2^60 bytes: each stops with an error.
+  EXPECT_NE(error_of<unmask::argument_error>([] {
+              render("{% for a in range(99999) %}{% for b in range(99999) %}{% for c in range(99999) %}"
+                     "{% endfor %}{% endfor %}{% endfor %}");
+            }).find("more than 10000000 steps"),
+            std::string::npos);
+  EXPECT_NE(error_of<unmask::argument_error>([] {
+              render("{% set ns = namespace(s='ab') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}");
+            }).find("a string grew beyond"),
+            std::string::npos);
+  EXPECT_NE(error_of<unmask::argument_error>([] {
+              render("{% set ns = namespace(l=[1]) %}{% for i in range(60) %}{% set ns.l = ns.l + ns.l %}{% endfor %}");
+            }).find("a list grew beyond"),
+            std::string::npos);
+  EXPECT_NE(error_of<unmask::argument_error>([] {
+              render("{% for i in range(99999) %}{{ 'x' * 60000 }}{% endfor %}");
+            }).find("the output grew beyond"),
+            std::string::npos);
+  // The budget is per render: a template that fits renders again and again.
+  const chat_template t = chat_template::parse("{% for i in range(90000) %}.{% endfor %}", "t");
+  for (int k = 0; k < 3; ++k) EXPECT_EQ(t.render({{"user", "x"}}, {}).size(), 90000u);
+}
+
 TEST(ChatTemplate, VariablesAndExtra) {
   chat_render_options o;
   o.bos_token = "<s>";

@@ -81,10 +81,10 @@ TEST(ChooseTokens, NoFiniteLogitIsAnError) {
   std::vector<float> logits(33, -std::numeric_limits<float>::infinity());
   const draw_site site{};
   token_choice out;
-  test::expect_error<argument_error>([&] {
+  test::expect_error<numeric_error>([&] {
     cpu::choose_tokens(logits.data(), 1, 33, sampling_settings{}, confidence_metric::max_prob, -1, counter_rng{1}, &site,
                        &out, cpu::default_isa());
-  }, {"no token has a logit above -inf"});
+  }, {"no token has a finite logit"});
 }
 
 }  // namespace

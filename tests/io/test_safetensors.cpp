@@ -91,7 +91,7 @@ TEST(SafetensorsBadInput, HeaderLengthOverLimit) {
 TEST(SafetensorsBadInput, MalformedJson) {
   scratch_dir dir;
   const std::string path = write(dir, raw_safetensors(R"({"a": {"dtype": "F32", )", ""));
-  expect_error<file_error>([&] { safetensors_file f(path); }, {"malformed JSON header", "t.safetensors"});
+  expect_error<file_error>([&] { safetensors_file f(path); }, {"malformed JSON in the header", "t.safetensors"});
   const std::string not_object = write(dir, raw_safetensors("[1, 2]", ""));
   expect_error<file_error>([&] { safetensors_file f(not_object); }, {"not an object"});
 }

@@ -125,6 +125,31 @@ TEST(LladaConfigBadInput, InconsistentShapes) {
   expect_error<config_error>([&] { read_model_config(j, "c"); }, {"embedding_size 50 is smaller than vocab_size"});
 }
 
+TEST(LladaConfigBadInput, SizesBeyond32BitsAreRefused) {
+  // Products of sizes (n_heads * head_dim, rows * d_model) must not overflow,
+  // and nothing may be sized by an absurd value.
+  for (const char* key : {"d_model", "n_layers", "mlp_hidden_size", "max_sequence_length"}) {
+    nlohmann::json j = tiny_config();
+    j[key] = std::int64_t(1) << 40;
+    if (std::string(key) == "d_model") j["n_heads"] = 1, j["n_kv_heads"] = 1;
+    expect_error<config_error>([&] { read_model_config(j, "c"); }, {key, "larger than unmask supports"});
+  }
+}
+
+TEST(LladaConfigBadInput, FloatsAreCheckedAfterNarrowingToFp32) {
+  // rope_theta 1e-300 is positive as a double but 0 in fp32 (every
+  // frequency infinite); rms_norm_eps 1e300 becomes infinity.
+  for (const auto& [key, value] : {std::pair<const char*, double>{"rope_theta", 1e-300}, {"rope_theta", 1e39},
+                                   {"rms_norm_eps", 1e300}, {"rms_norm_eps", 1e-45}, {"rms_norm_eps", -1e-5}}) {
+    nlohmann::json j = tiny_config();
+    j[key] = value;
+    expect_error<config_error>([&] { read_model_config(j, "c"); }, {key, "fp32's normal range"});
+  }
+  nlohmann::json j = tiny_config();
+  j["rope_theta"] = 1e30;  // large but representable
+  EXPECT_EQ(read_model_config(j, "c").rope_theta, 1e30);
+}
+
 TEST(LladaConfigBadInput, MalformedJsonFile) {
   test::scratch_dir dir;
   test::write_text(dir.file("config.json"), "{\"d_model\": 64,");

@@ -83,6 +83,23 @@ TEST(WeightsBadInput, LeftOverTensorsAreNamed) {
   expect_error<checkpoint_error>([&] { transformer_model::load(biased.str()); }, {"_proj.bias' is not used", "no q/k/v bias"});
 }
 
+TEST(WeightsBadInput, ALayerCountBeyondTheCheckpointIsRefusedBeforeAnythingIsSized) {
+  // 10^15 layers would make a vector of 10^15 layer records (std::length_error
+  // or std::bad_alloc) before the first missing tensor was noticed.
+  test::scratch_dir dir;
+  test::copy_checkpoint(mha, dir.str(), [](std::vector<tensor_spec>&, nlohmann::json& config) {
+    config["n_layers"] = std::int64_t(1'000'000'000'000'000);
+  });
+  expect_error<config_error>([&] { transformer_model::load(dir.str()); }, {"n_layers", "larger than unmask supports"});
+  test::scratch_dir many;
+  test::copy_checkpoint(mha, many.str(), [](std::vector<tensor_spec>&, nlohmann::json& config) {
+    config["n_layers"] = 2'000'000'000;
+  });
+  expect_error<checkpoint_error>([&] { transformer_model::load(many.str()); },
+                                 {"config.json counts 2000000000 layers", "holds 21 tensors",
+                                  "no tensor 'model.transformer.blocks.2.attn_norm.weight'"});
+}
+
 TEST(RandomModel, NamesItsTensorsByTheLayout) {
   transformer_config c = transformer_config::sdar_4b();
   c.n_layers = 1, c.d_model = 64, c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 32, c.mlp_hidden_size = 96;

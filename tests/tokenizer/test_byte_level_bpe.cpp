@@ -18,6 +18,7 @@
 #include "support/expect_error.hpp"
 #include "support/test_files.hpp"
 #include "unmask/tokenizer/byte_level_bpe.hpp"
+#include "unmask/tokenizer/tokenizer_model_check.hpp"
 
 namespace {
 
@@ -317,6 +318,25 @@ TEST(ByteLevelBpe, InconsistentFiles) {
   expect_invalid([](json& j) { j["model"]["unk_token"] = "<unk>"; }, {"model.unk_token '<unk>'", "not in"});
   expect_invalid([](json& j) { j["model"]["vocab"]["!!"] = 0; }, {"model.vocab gives id 0"});
   expect_invalid([](json& j) { j.erase("model"); }, {"no model"});
+  // An id far beyond the token count would size the id table by it (64 GB
+  // for an id near 2^31): refused before anything is allocated.
+  expect_invalid([](json& j) { j["model"]["vocab"]["zz"] = 2147483000; },
+                 {"model.vocab has 4093 tokens but id 2147483000", "twice the token count"});
+}
+
+TEST(ByteLevelBpe, TheTokenizerMustFitTheModel) {
+  unmask::transformer_config c;
+  c.vocab_size = c.embedding_size = 4096, c.mask_token_id = 4095, c.eos_token_id = 4094;
+  unmask::check_tokenizer_matches_model(tiny(), c, "m/config.json");  // the embedded models' pairing
+  c.vocab_size = 100;  // another model's vocabulary
+  expect_error<unmask::config_error>([&] { unmask::check_tokenizer_matches_model(tiny(), c, "m/config.json"); },
+                                     {"has ids up to 4095, beyond the vocabulary of 100 in m/config.json"});
+  c.vocab_size = 8192, c.mask_token_id = 5000;
+  expect_error<unmask::config_error>([&] { unmask::check_tokenizer_matches_model(tiny(), c, "m/config.json"); },
+                                     {"m/config.json: mask_token_id 5000 is not a token of"});
+  c.mask_token_id = 4095, c.stop_token_ids = {4094, 6000};
+  expect_error<unmask::config_error>([&] { unmask::check_tokenizer_matches_model(tiny(), c, "m/config.json"); },
+                                     {"stop token id 6000"});
 }
 
 TEST(ByteLevelBpe, IdOutsideTheVocabulary) {

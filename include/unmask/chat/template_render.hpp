@@ -46,6 +46,12 @@ namespace chat_detail {
 constexpr int max_macro_depth = 16;
 constexpr std::size_t max_range_items = 100000;
 constexpr std::size_t max_repeat_bytes = std::size_t(1) << 26;
+// A render's budget, so no template can hang or exhaust memory: statements
+// executed (loop iterations included), and the size of any string, list or
+// the output itself. A chat template renders in a few thousand steps.
+constexpr std::uint64_t max_render_steps = 10'000'000;
+constexpr std::size_t max_render_bytes = std::size_t(1) << 26;
+constexpr std::size_t max_render_items = 1'000'000;
 
 struct scope {
   std::vector<std::pair<std::string, value>> vars;
@@ -243,6 +249,7 @@ class template_renderer {
   explicit template_renderer(const std::string& source) : source_(source) {}
 
   std::string render(const stmt_list& body, const scope_ptr& root) {
+    steps_ = 0;
     std::string out;
     exec_list(body, root, out);
     return out;
@@ -268,6 +275,10 @@ class template_renderer {
   }
 
   flow exec(const stmt& s, const scope_ptr& sc, std::string& out) {
+    if (++steps_ > max_render_steps)
+      throw argument_error(where(s.line, s.column) + concat("the template ran more than ", max_render_steps, " steps"));
+    if (out.size() > max_render_bytes)
+      throw argument_error(where(s.line, s.column) + concat("the output grew beyond ", max_render_bytes, " bytes"));
     switch (s.kind) {
       case stmt_kind::text: out += s.text; return flow::normal;
       case stmt_kind::output: {
@@ -375,7 +386,11 @@ class template_renderer {
 
   value eval(const expr& e, const scope_ptr& sc) {
     try {
-      return eval_node(e, sc);
+      value v = eval_node(e, sc);
+      if (v.s.size() > max_render_bytes) throw render_failure(concat("a string grew beyond ", max_render_bytes, " bytes"));
+      if (v.list && v.list->size() > max_render_items)
+        throw render_failure(concat("a list grew beyond ", max_render_items, " items"));
+      return v;
     } catch (const render_failure& f) {
       throw argument_error(where(e.line, e.column) + f.what());
     }
@@ -1445,6 +1460,7 @@ class template_renderer {
   }
 
   const std::string& source_;
+  std::uint64_t steps_ = 0;  // statements executed by this render
   int macro_depth_ = 0;
 };
 

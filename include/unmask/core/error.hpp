@@ -44,6 +44,15 @@ class argument_error : public error {
   using error::error;
 };
 
+// A computation produced NaN or infinity where a number was needed (a row of
+// logits with no finite value). The decoders add where it first appeared: the
+// weight tensor holding a non-finite value, or the layer whose output
+// overflowed (unmask/model/non_finite.hpp).
+class numeric_error : public error {
+ public:
+  using error::error;
+};
+
 // A GPU operation failed (a CUDA or cuBLAS call, or a kernel's result such
 // as a row without a finite logit); what() names the operation. code() is
 // the cudaError_t or cublasStatus_t value (0 when the failure is unmask's

@@ -33,7 +33,7 @@ token_choice choose_greedy(const float* logits, std::int64_t vocab, confidence_m
   vocab_stats stats;
   token_choice out;
   UNMASK_ISA_DISPATCH(level, isa::vocab_row_stats<isa::ops>(logits, vocab, excluded, stats, out.token));
-  if (out.token < 0) throw argument_error("choose_token: no token has a logit above -inf (NaN or -inf everywhere)");
+  if (out.token < 0) throw numeric_error("choose_token: no token has a finite logit (NaN or -inf everywhere)");
   out.confidence = rule_confidence(rules, metric, stats, logits[out.token], site, rng);
   return out;
 }
@@ -55,7 +55,7 @@ token_choice choose_greedy_processed(const float* logits, std::int64_t vocab, co
   token_choice out;
   std::int32_t raw_best = -1;
   UNMASK_ISA_DISPATCH(level, out.token = isa::row_best_token<isa::ops>(choice, vocab, excluded));
-  if (out.token < 0) throw argument_error("choose_token: no token has a logit above -inf (NaN or -inf everywhere)");
+  if (out.token < 0) throw numeric_error("choose_token: no token has a finite logit (NaN or -inf everywhere)");
   UNMASK_ISA_DISPATCH(level, isa::vocab_row_stats<isa::ops>(raw, vocab, excluded, stats, raw_best));
   out.confidence = rule_confidence(rules, metric, stats, raw[out.token], site, rng);
   return out;

@@ -55,7 +55,14 @@ class ar_decoder {
   }
 
   // Each output canvas is the prompt followed by the generated tokens.
+  // A numeric_error (non-finite logits) names the weight or layer where NaN or
+  // infinity first appeared (transformer_forward::locate_non_finite).
   decode_output generate(const std::vector<decode_request>& requests, const decode_callback& callback = {}) {
+    return forward_.locating_non_finite([&] { return decode_requests(requests, callback); });
+  }
+
+ private:
+  decode_output decode_requests(const std::vector<decode_request>& requests, const decode_callback& callback) {
     const detail::decode_clock start;
     const transformer_config& c = model_.config();
     const std::int64_t vocab = c.vocab_size, n = std::int64_t(requests.size());
@@ -145,6 +152,8 @@ class ar_decoder {
     start.stop(result);
     return result;
   }
+
+ public:
 
  private:
   const transformer_model& model_;

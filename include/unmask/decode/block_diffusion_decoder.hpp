@@ -132,7 +132,14 @@ class block_diffusion_decoder {
   Backend& backend() { return forward_.backend(); }
 
   // `callback` sees every model call: the canvas after it and the positions it committed.
+  // A numeric_error (non-finite logits) names the weight or layer where NaN or
+  // infinity first appeared (transformer_forward::locate_non_finite).
   decode_output generate(const std::vector<decode_request>& requests, const decode_callback& callback = {}) {
+    return forward_.locating_non_finite([&] { return decode_requests(requests, callback); });
+  }
+
+ private:
+  decode_output decode_requests(const std::vector<decode_request>& requests, const decode_callback& callback) {
     const detail::decode_clock clock;
     const transformer_config& c = model_.config();
     if (requests.empty()) throw argument_error("generate: no sequences");
@@ -147,6 +154,8 @@ class block_diffusion_decoder {
     clock.stop(result);
     return result;
   }
+
+ public:
 
  private:
   bool interrupted(const detail::decode_clock& clock, sequence_output& out) const {

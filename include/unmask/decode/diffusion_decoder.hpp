@@ -317,8 +317,16 @@ class diffusion_decoder {
 
   // `callback` observes each step; `hooks` act on it (confidence mode;
   // unmask/decode/step_hooks.hpp).
+  // A numeric_error (non-finite logits) names the weight or layer where NaN or
+  // infinity first appeared (transformer_forward::locate_non_finite).
   decode_output generate(const std::vector<decode_request>& requests, const decode_callback& callback = {},
                          const step_hooks& hooks = {}) {
+    return forward_.locating_non_finite([&] { return decode_requests(requests, callback, hooks); });
+  }
+
+ private:
+  decode_output decode_requests(const std::vector<decode_request>& requests, const decode_callback& callback,
+                                  const step_hooks& hooks) {
     const detail::decode_clock start;
     const transformer_config& c = model_.config();
     const block_layout& layout = settings_.layout;
@@ -360,6 +368,8 @@ class diffusion_decoder {
     detail::collect_outputs(states, result, start);
     return result;
   }
+
+ public:
 
  private:
   struct state {

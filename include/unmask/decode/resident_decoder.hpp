@@ -79,7 +79,14 @@ class resident_decoder {
   const Policy& policy() const { return policy_; }
   Backend& backend() { return forward_.backend(); }
 
+  // A numeric_error (non-finite logits) names the weight or layer where NaN or
+  // infinity first appeared (transformer_forward::locate_non_finite).
   decode_output generate(const std::vector<decode_request>& requests) {
+    return forward_.locating_non_finite([&] { return decode_requests(requests); });
+  }
+
+ private:
+  decode_output decode_requests(const std::vector<decode_request>& requests) {
     const detail::decode_clock start;
     const transformer_config& c = model_.config();
     const block_layout& layout = settings_.layout;
@@ -107,6 +114,8 @@ class resident_decoder {
     detail::collect_outputs(states, result, start);
     return result;
   }
+
+ public:
 
  private:
   struct sequence_state {

@@ -27,7 +27,8 @@ class mapped_file {
   mapped_file() = default;
 
   explicit mapped_file(std::string path) : path_(std::move(path)) {
-    const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: a FIFO opened for reading would wait for a writer.
+    const int fd = ::open(path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) throw file_error(concat("cannot open '", path_, "': ", std::strerror(errno)));
     struct stat info {};
     if (::fstat(fd, &info) != 0) {

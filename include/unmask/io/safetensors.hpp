@@ -31,6 +31,7 @@
 #include "unmask/core/error.hpp"
 #include "unmask/core/host_buffer.hpp"
 #include "unmask/core/tensor_view.hpp"
+#include "unmask/io/json_file.hpp"
 #include "unmask/io/mapped_file.hpp"
 
 namespace unmask {
@@ -89,9 +90,9 @@ class safetensors_file {
     const char* header = reinterpret_cast<const char*>(file_.data() + 8);
     nlohmann::json root;
     try {
-      root = nlohmann::json::parse(header, header + header_bytes);
-    } catch (const nlohmann::json::exception& e) {
-      fail(concat("malformed JSON header: ", e.what()));
+      root = parse_json(std::string_view(header, std::size_t(header_bytes)), "the header");
+    } catch (const file_error& e) {
+      fail(e.what());
     }
     if (!root.is_object()) fail("the JSON header is not an object");
 

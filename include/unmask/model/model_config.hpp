@@ -46,7 +46,8 @@ inline transformer_config load_model_directory_config(const std::string& directo
   namespace fs = std::filesystem;
   transformer_config c = load_model_config((fs::path(directory) / "config.json").string());
   const fs::path generation = fs::path(directory) / "generation_config.json";
-  if (!fs::exists(generation)) return c;
+  std::error_code ec;
+  if (!fs::exists(generation, ec)) return c;
   const nlohmann::json g = read_json_file(generation.string());
   if (!g.is_object()) throw config_error(concat(generation.string(), ": the configuration is not a JSON object"));
   if (config_keys::find(g, "eos_token_id")) {

@@ -18,7 +18,9 @@
 // produce and what the forward pass, the backends and the decoders read.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -100,14 +102,37 @@ struct transformer_config {
     positive("mlp_hidden_size", mlp_hidden_size);
     positive("vocab_size", vocab_size);
     positive("max_sequence_length", max_sequence_length);
+    // Sizes fit 32 bits (token ids are int32), so products of two never overflow.
+    auto bounded = [&](const char* key, std::int64_t v) {
+      if (v > std::int64_t(std::numeric_limits<std::int32_t>::max()))
+        throw config_error(concat(source, ": '", key, "' = ", v, " is larger than unmask supports (2^31 - 1)"));
+    };
+    bounded("d_model", d_model);
+    bounded("n_heads", n_heads);
+    bounded("n_kv_heads", n_kv_heads);
+    bounded("head_dim", head_dim);
+    bounded("n_layers", n_layers);
+    bounded("mlp_hidden_size", mlp_hidden_size);
+    bounded("vocab_size", vocab_size);
+    bounded("embedding_size", embedding_size);
+    bounded("max_sequence_length", max_sequence_length);
+    bounded("attention block size", attention_block);
     if (head_dim % 2 != 0)
       throw config_error(concat(source, ": head dimension ", head_dim, " must be even for rotary embeddings"));
     if (n_heads % n_kv_heads != 0)
       throw config_error(concat(source, ": n_heads ", n_heads, " is not a multiple of n_kv_heads ", n_kv_heads));
     if (embedding_size < vocab_size)
       throw config_error(concat(source, ": embedding_size ", embedding_size, " is smaller than vocab_size ", vocab_size));
-    if (!(rope_theta > 0)) throw config_error(concat(source, ": 'rope_theta' must be positive"));
-    if (!(rms_norm_eps > 0)) throw config_error(concat(source, ": 'rms_norm_eps' must be positive"));
+    // Both are used in fp32: they must stay positive, finite and normal there
+    // (rope_theta 1e-300 would become 0, rms_norm_eps 1e300 infinity).
+    auto positive_in_float = [&](const char* key, double v) {
+      const float f = float(v);
+      if (!(v > 0) || !std::isfinite(f) || !std::isnormal(f))
+        throw config_error(concat(source, ": '", key, "' = ", v, " must be positive and within fp32's normal range [",
+                                  std::numeric_limits<float>::min(), ", ", std::numeric_limits<float>::max(), "]"));
+    };
+    positive_in_float("rope_theta", rope_theta);
+    positive_in_float("rms_norm_eps", rms_norm_eps);
     if (attention == trained_attention::block_causal && attention_block <= 0)
       throw config_error(concat(source, ": a block-causal model needs a positive block size"));
     auto in_vocab = [&](const char* what, std::int64_t id) {

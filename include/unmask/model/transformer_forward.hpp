@@ -35,10 +35,13 @@
 // and replayed after staging another batch of the same shape.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include "unmask/core/error.hpp"
+#include "unmask/model/non_finite.hpp"
 #include "unmask/model/attention_mask.hpp"
 #include "unmask/model/kv_cache.hpp"
 #include "unmask/model/transformer_model.hpp"
@@ -86,7 +89,7 @@ class transformer_forward {
       : model_(model), backend_(std::move(backend)) {
     const transformer_config& c = model.config();
     backend_.upload_weights(model);
-    rope_ = backend_.make_rope_table(c.max_sequence_length, c.head_dim, float(c.rope_theta));
+    grow_rope_table(std::min<std::int64_t>(c.max_sequence_length, 1024));
   }
 
   const transformer_model& model() const { return model_; }
@@ -105,6 +108,10 @@ class transformer_forward {
   // Checks the batch and copies its inputs to the backend.
   void stage(const token_batch& in, cache_type* cache = nullptr, logit_rows selected = {}) {
     check(in, cache, selected);
+    std::int64_t positions = 0;  // the rows reach positions [0, positions)
+    for (std::int64_t b = 0; b < in.batch; ++b)
+      positions = std::max(positions, (in.offsets ? in.offsets[b] : 0) + (in.lengths ? in.lengths[b] : in.seq_len));
+    grow_rope_table(positions);
     // A shifted model reads each output row's logits from the row before it:
     // the last layer then runs on those source rows (every row, when all are asked for).
     const bool shift = model_.config().shifted_logits && !selected.raw;
@@ -146,6 +153,7 @@ class transformer_forward {
   void run_staged(attention_mask mask, float* logits, cache_type* cache = nullptr) {
     if (staged_.seq_len == 0) throw argument_error("forward: run_staged before stage");
     if (cache != staged_.cache) throw argument_error("forward: run_staged with another cache than was staged");
+    last_mask_ = mask;
     const transformer_config& c = model_.config();
     const transformer_weights& w = model_.weights();
     token_batch in;
@@ -220,6 +228,7 @@ class transformer_forward {
         backend_.attention(q_.data(), keys, values, attended_.data(), shape, extents, mask);
       }
       backend_.matmul_nt(attended_.data(), n, l.o_proj, d, x, true);  // x += o_proj(.)
+      if (probing_) probe(x, n, compact, in.seq_len, layer, "attention");
 
       backend_.rmsnorm(x, n, d, l.mlp_norm, eps, normed_.data());
       {  // gate and up (n, hidden)
@@ -230,7 +239,9 @@ class transformer_forward {
       }
       backend_.swiglu(gate_.data(), up_.data(), n * hidden, gate_.data());
       backend_.matmul_nt(gate_.data(), n, l.down_proj, d, x, true);  // x += down_proj(.)
+      if (probing_) probe(x, n, compact, in.seq_len, layer, "MLP");
     }
+    if (probing_) return;
     if (selected.rows) {
       // Only the requested rows reach ln_f and the head: (count, d) -> (count, vocab)
       const activation* x = sel_x_.data();
@@ -248,7 +259,62 @@ class transformer_forward {
     backend_.zero_padding_rows(logits, in.batch, in.seq_len, c.vocab_size, lengths_.data());
   }
 
+  // Where NaN or infinity first appears in the staged forward pass: the
+  // first weight holding one, else the first layer (attention or MLP) whose
+  // output is not finite, found by running the staged pass again with a
+  // check after each; for numeric_error messages, never on the decoding path.
+  std::string locate_non_finite() {
+    const std::string weight = first_non_finite_weight(model_.weights());
+    if (!weight.empty()) return weight;
+    if (staged_.seq_len == 0) return "no weight holds a NaN or infinite value";
+    probing_ = true;
+    try {
+      run_staged(last_mask_, nullptr, staged_.cache);
+    } catch (const numeric_error& e) {
+      probing_ = false;
+      return e.what();
+    }
+    probing_ = false;
+    return "no weight holds a NaN or infinite value and every layer's output is finite: the head's logits overflow fp32";
+  }
+
+  // f(), with the place non-finite values first appeared added to a numeric_error it throws.
+  template <class F>
+  auto locating_non_finite(F&& f) -> decltype(f()) {
+    try {
+      return f();
+    } catch (const numeric_error& e) {
+      throw numeric_error(concat(e.what(), "; ", locate_non_finite()));
+    }
+  }
+
  private:
+  // With probing_: throws when a real row of x (n, d_model) is not finite.
+  void probe(const activation* x, std::int64_t n, bool compact, std::int64_t seq_len, std::size_t layer,
+             const char* part) {
+    const std::int64_t d = model_.config().d_model;
+    std::vector<activation> host(std::size_t(n * d));
+    backend_.download(x, host.size(), host.data());
+    for (std::int64_t r = 0; r < n; ++r) {
+      if (!compact && !host_lengths_.empty() && r % seq_len >= host_lengths_[std::size_t(r / seq_len)]) continue;
+      for (std::int64_t i = 0; i < d; ++i)
+        if (!std::isfinite(float(host[std::size_t(r * d + i)])))
+          throw numeric_error(concat("layer ", layer, ": the ", part, " output is not finite (row ", r, ", element ", i,
+                                     "), though no weight holds a NaN or infinite value"));
+    }
+  }
+
+  // The rotary table covers the positions used so far (doubling, up to
+  // max_sequence_length), not the configuration's whole range: a model
+  // trained for 2^20 positions costs nothing for the canvases it runs.
+  void grow_rope_table(std::int64_t positions) {
+    if (positions <= rope_positions_) return;
+    const transformer_config& c = model_.config();
+    const std::int64_t count = std::min(c.max_sequence_length, std::max(positions, 2 * rope_positions_));
+    rope_ = backend_.make_rope_table(count, c.head_dim, float(c.rope_theta));
+    rope_positions_ = count;
+  }
+
   void check(const token_batch& in, const cache_type* cache, const logit_rows& selected) const {
     const transformer_config& c = model_.config();
     if (!in.tokens) throw argument_error("forward: token pointer is null");
@@ -353,6 +419,9 @@ class transformer_forward {
   const transformer_model& model_;
   Backend backend_;
   typename Backend::rope_table_type rope_;
+  std::int64_t rope_positions_ = 0;  // positions rope_ covers
+  attention_mask last_mask_ = attention_mask::full();
+  bool probing_ = false;  // locate_non_finite's pass: check each layer's output, stop before the head
   std::vector<std::int32_t> host_source_rows_;
   std::vector<std::int32_t> host_tokens_, host_positions_, host_lengths_, host_offsets_, host_kv_lengths_, host_slots_,
       host_origins_, host_sel_offsets_, host_sel_kv_lengths_, host_sel_slots_, host_sel_origins_;
@@ -361,7 +430,7 @@ class transformer_forward {
   buffer<activation> x_, normed_, q_, k_, v_, attended_, gate_, up_, sel_q_, sel_x_;
   struct staged_shape {
     std::int64_t batch = 0, seq_len = 0, selected = 0;
-    const cache_type* cache = nullptr;
+    cache_type* cache = nullptr;
     bool zero_padding = false;  // every row's logits through the selected path (shifted): zero the padding after
   } staged_;
 };

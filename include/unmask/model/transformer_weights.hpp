@@ -11,6 +11,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,15 @@ inline tensor_ref bind_tensor(const checkpoint& ckpt, const std::string& name, c
 }
 
 inline transformer_weights bind_weights(const checkpoint& ckpt, const transformer_config& c) {
+  // Every layer needs several tensors, so a layer count beyond the number of
+  // tensors cannot be bound; it is refused before anything is sized by it.
+  if (const std::size_t held = ckpt.names().size(); std::uint64_t(c.n_layers) > held) {
+    std::int64_t present = 0;
+    while (ckpt.find(tensor_name(c, weight_role::attn_norm, present))) ++present;
+    throw checkpoint_error(concat("config.json counts ", c.n_layers, " layers, but checkpoint '", ckpt.source(),
+                                  "' holds ", held, " tensors and has no tensor '",
+                                  tensor_name(c, weight_role::attn_norm, present), "'"));
+  }
   transformer_weights w;
   w.layers.resize(std::size_t(c.n_layers));
   const std::vector<weight_spec> specs = weight_specs(c);

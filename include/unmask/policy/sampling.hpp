@@ -100,7 +100,7 @@ token_choice choose_token_rows(const float* choice, const float* raw, std::int64
       const float key = rule_choice_key(rules, choice[v], std::int32_t(v), site, rng);
       if (key > best) best = key, out.token = std::int32_t(v);
     }
-    if (out.token < 0) throw argument_error("choose_token: no token has a logit above -inf (NaN or -inf everywhere)");
+    if (out.token < 0) throw numeric_error("choose_token: no token has a finite logit (NaN or -inf everywhere)");
     out.confidence = rule_confidence(rules, metric, stats, raw[out.token], site, rng);
     return out;
   }

@@ -70,7 +70,9 @@ struct selection_rule {
   }
 
   void validate() const {
-    if (kind == selection_kind::factor && !(factor_scale > 0))
+    if ((kind == selection_kind::threshold || kind == selection_kind::threshold_dinfer) && !(tau >= 0 && tau <= 1))
+      throw argument_error(concat("threshold must be in [0, 1], got ", tau));
+    if (kind == selection_kind::factor && !(factor_scale > 0 && factor_scale <= 3.4e38f))
       throw argument_error(concat("factor must be positive, got ", factor_scale));
     if (kind == selection_kind::entropy_bounded && !(gamma >= 0))
       throw argument_error(concat("entropy bound gamma must be >= 0, got ", gamma));

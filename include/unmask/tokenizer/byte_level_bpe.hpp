@@ -198,6 +198,11 @@ class bpe_tokenizer {
     return tokens_[std::size_t(id)];
   }
 
+  // Whether some token has this id.
+  bool has_id(std::int32_t id) const {
+    return id >= 0 && std::size_t(id) < flags_.size() && (flags_[std::size_t(id)] & flag_present);
+  }
+
   // Largest id + 1 (the model vocabulary and the added tokens).
   std::int64_t size() const { return std::int64_t(tokens_.size()); }
 
@@ -574,6 +579,14 @@ class bpe_tokenizer {
       vocab_.emplace(it.key(), std::int32_t(it->get<std::int64_t>()));
       max_id = std::max(max_id, it->get<std::int64_t>());
     }
+    // The id table has max_id + 1 slots: an id far beyond the number of
+    // tokens (a file naming id 2^31 - 2 with a vocabulary of ten) would make
+    // it mostly holes and cost gigabytes, so ids must stay near the count.
+    const std::int64_t id_limit = 2 * std::int64_t(vocab_.size()) + 1024;
+    if (max_id >= id_limit)
+      fail(concat("model.vocab has ", vocab_.size(), " tokens but id ", max_id,
+                  " (unmask reads vocabularies whose ids stay below twice the token count plus 1024, here ",
+                  id_limit, ")"));
     tokens_.assign(std::size_t(max_id + 1), std::string());
     flags_.assign(std::size_t(max_id + 1), 0);
     for (const auto& [token, id] : vocab_) {

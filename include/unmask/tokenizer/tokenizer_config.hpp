@@ -73,10 +73,11 @@ struct tokenizer_config {
   static tokenizer_config load_dir(const std::string& dir) {
     namespace fs = std::filesystem;
     const fs::path config = fs::path(dir) / "tokenizer_config.json";
-    tokenizer_config c = fs::exists(config) ? load(config.string()) : tokenizer_config{};
+    std::error_code ec;
+    tokenizer_config c = fs::exists(config, ec) ? load(config.string()) : tokenizer_config{};
     if (c.source.empty()) c.source = config.string();
     const fs::path jinja = fs::path(dir) / "chat_template.jinja";
-    if (fs::exists(jinja)) c.chat_template = read_text_file(jinja.string());
+    if (fs::exists(jinja, ec)) c.chat_template = read_text_file(jinja.string());
     return c;
   }
 

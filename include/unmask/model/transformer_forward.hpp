@@ -298,7 +298,7 @@ class transformer_forward {
     for (std::int64_t r = 0; r < n; ++r) {
       if (!compact && !host_lengths_.empty() && r % seq_len >= host_lengths_[std::size_t(r / seq_len)]) continue;
       for (std::int64_t i = 0; i < d; ++i)
-        if (!std::isfinite(float(host[std::size_t(r * d + i)])))
+        if (!std::isfinite(to_float(host[std::size_t(r * d + i)])))
           throw numeric_error(concat("layer ", layer, ": the ", part, " output is not finite (row ", r, ", element ", i,
                                      "), though no weight holds a NaN or infinite value"));
     }

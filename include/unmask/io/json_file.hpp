@@ -29,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "unmask/core/error.hpp"
+#include "unmask/io/mapped_file.hpp"
 
 namespace unmask {
 
@@ -38,27 +39,6 @@ inline constexpr int max_json_depth = 64;
 inline constexpr std::uint64_t max_text_file_bytes = std::uint64_t(1) << 30;
 
 namespace detail {
-
-// Opens `path` read-only without blocking and checks that it is a regular
-// file; returns the descriptor (blocking again) and its size.
-inline int open_regular_file(const std::string& path, std::uint64_t& size) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) throw file_error(concat("cannot open '", path, "': ", std::strerror(errno)));
-  struct stat info {};
-  if (::fstat(fd, &info) != 0) {
-    const int code = errno;
-    ::close(fd);
-    throw file_error(concat("cannot stat '", path, "': ", std::strerror(code)));
-  }
-  if (!S_ISREG(info.st_mode)) {
-    ::close(fd);
-    throw file_error(concat("'", path, "' is not a regular file"));
-  }
-  const int flags = ::fcntl(fd, F_GETFL);
-  if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-  size = std::uint64_t(info.st_size);
-  return fd;
-}
 
 // Reads up to `limit` + 1 bytes from `fd` into `out`; false when there are more than `limit`.
 inline bool read_bounded(int fd, std::uint64_t limit, std::string& out, const std::string& path) {

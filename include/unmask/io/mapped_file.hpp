@@ -3,6 +3,8 @@
 // A read-only memory map of a whole file (POSIX mmap, MAP_PRIVATE). Checkpoint
 // tensors are views into this mapping, so loading a model copies nothing: the
 // kernel pages weights in on first touch and may share them between processes.
+// A file is opened without blocking (a FIFO would otherwise wait for a
+// writer) and used only when fstat says it is regular.
 #pragma once
 
 #include <fcntl.h>
@@ -22,25 +24,39 @@
 
 namespace unmask {
 
+namespace detail {
+
+// Opens `path` read-only without blocking and checks that it is a regular
+// file; returns the descriptor (blocking again) and its size.
+inline int open_regular_file(const std::string& path, std::uint64_t& size) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw file_error(concat("cannot open '", path, "': ", std::strerror(errno)));
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) {
+    const int code = errno;
+    ::close(fd);
+    throw file_error(concat("cannot stat '", path, "': ", std::strerror(code)));
+  }
+  if (!S_ISREG(info.st_mode)) {
+    ::close(fd);
+    throw file_error(concat("'", path, "' is not a regular file"));
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  size = std::uint64_t(info.st_size);
+  return fd;
+}
+
+}  // namespace detail
+
 class mapped_file {
  public:
   mapped_file() = default;
 
   explicit mapped_file(std::string path) : path_(std::move(path)) {
-    // O_NONBLOCK: a FIFO opened for reading would wait for a writer.
-    const int fd = ::open(path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) throw file_error(concat("cannot open '", path_, "': ", std::strerror(errno)));
-    struct stat info {};
-    if (::fstat(fd, &info) != 0) {
-      const int code = errno;
-      ::close(fd);
-      throw file_error(concat("cannot stat '", path_, "': ", std::strerror(code)));
-    }
-    if (!S_ISREG(info.st_mode)) {
-      ::close(fd);
-      throw file_error(concat("'", path_, "' is not a regular file"));
-    }
-    size_ = std::size_t(info.st_size);
+    std::uint64_t size = 0;
+    const int fd = detail::open_regular_file(path_, size);
+    size_ = std::size_t(size);
     if (size_ > 0) {
       void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
       if (p == MAP_FAILED) {

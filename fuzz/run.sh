@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (installing clang from Debian when
-# it is missing) and runs each for a while, two at a time.
+# it is missing) and runs each for a while, $UNMASK_FUZZ_JOBS at a time
+# (default: the number of CPUs).
 #   fuzz/run.sh [seconds per target, default 60] [target ...]
 # Build directory: $UNMASK_FUZZ_BUILD_DIR or build-fuzz/. Each target starts
 # from its committed seeds (fuzz/corpus/<target>/) and a working corpus in
@@ -77,7 +78,7 @@ pids=()
 for t in "${targets[@]}"; do
   run_one "${t}" &
   pids+=($!)
-  if [ "${#pids[@]}" -ge 2 ]; then
+  if [ "${#pids[@]}" -ge "${UNMASK_FUZZ_JOBS:-$(nproc)}" ]; then
     wait "${pids[0]}" || failed=1
     pids=("${pids[@]:1}")
   fi

@@ -47,9 +47,9 @@ constexpr int max_macro_depth = 16;
 constexpr std::size_t max_range_items = 100000;
 constexpr std::size_t max_repeat_bytes = std::size_t(1) << 26;
 // A render's budget, so no template can hang or exhaust memory: statements
-// executed (loop iterations included), and the size of any string, list or
+// executed and loop iterations, and the size of any string, list or
 // the output itself. A chat template renders in a few thousand steps.
-constexpr std::uint64_t max_render_steps = 10'000'000;
+constexpr std::uint64_t max_render_steps = 1'000'000;
 constexpr std::size_t max_render_bytes = std::size_t(1) << 26;
 constexpr std::size_t max_render_items = 1'000'000;
 
@@ -274,9 +274,14 @@ class template_renderer {
     return flow::normal;
   }
 
-  flow exec(const stmt& s, const scope_ptr& sc, std::string& out) {
+  // One unit of the render's budget: a statement executed or a loop iteration.
+  void count_step(const stmt& s) {
     if (++steps_ > max_render_steps)
       throw argument_error(where(s.line, s.column) + concat("the template ran more than ", max_render_steps, " steps"));
+  }
+
+  flow exec(const stmt& s, const scope_ptr& sc, std::string& out) {
+    count_step(s);
     if (out.size() > max_render_bytes)
       throw argument_error(where(s.line, s.column) + concat("the output grew beyond ", max_render_bytes, " bytes"));
     switch (s.kind) {
@@ -352,6 +357,7 @@ class template_renderer {
     if (s.condition) {
       value_list kept;
       for (auto& item : items) {
+        count_step(s);
         auto probe = std::make_shared<scope>(sc);
         assign_targets(s, s.targets, item, probe);
         if (truthy(eval(*s.condition, probe))) kept.push_back(std::move(item));
@@ -360,6 +366,7 @@ class template_renderer {
     }
     const auto n = static_cast<std::int64_t>(items.size());
     for (std::int64_t k = 0; k < n; ++k) {
+      count_step(s);
       auto body = std::make_shared<scope>(sc);
       value loop = value::make_dict();
       auto& d = *loop.dict;

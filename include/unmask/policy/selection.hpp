@@ -24,6 +24,7 @@
 // host/device so the CUDA selection kernel reuses them.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -70,8 +71,9 @@ struct selection_rule {
   }
 
   void validate() const {
-    if ((kind == selection_kind::threshold || kind == selection_kind::threshold_dinfer) && !(tau >= 0 && tau <= 1))
-      throw argument_error(concat("threshold must be in [0, 1], got ", tau));
+    // Any finite threshold (a negative one commits every candidate; entropy confidences are negative).
+    if ((kind == selection_kind::threshold || kind == selection_kind::threshold_dinfer) && !std::isfinite(tau))
+      throw argument_error(concat("threshold must be a finite number, got ", tau));
     if (kind == selection_kind::factor && !(factor_scale > 0 && factor_scale <= 3.4e38f))
       throw argument_error(concat("factor must be positive, got ", factor_scale));
     if (kind == selection_kind::entropy_bounded && !(gamma >= 0))

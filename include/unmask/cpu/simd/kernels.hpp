@@ -47,10 +47,27 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
+// Compiling the kernels once. Every copy of every kernel is compiled in each
+// translation unit that calls it, which is what a header-only library costs
+// (about half the build time of a unit that runs the engine). A program can
+// compile them once instead: define UNMASK_CPU_SEPARATE_KERNELS in all its
+// translation units (they then only declare the instances of
+// unmask/cpu/kernels/instances.inl, `extern template`) and, in exactly one
+// of them, also UNMASK_CPU_KERNELS_IMPLEMENTATION before including this
+// header, which then defines them all. This project builds its own tests,
+// examples, benchmarks and program that way (cmake/unmask_cpu_kernels.cpp);
+// without either macro nothing changes.
+#if defined(UNMASK_CPU_KERNELS_IMPLEMENTATION)
+#define UNMASK_CPU_KERNEL_INSTANCE template
+#elif defined(UNMASK_CPU_SEPARATE_KERNELS)
+#define UNMASK_CPU_KERNEL_INSTANCE extern template
+#endif
+
 namespace unmask::cpu::isa_portable {
 #include "unmask/cpu/simd/generic_ops.inl"
 using ops = generic_ops<8>;
 #include "unmask/cpu/kernels/all.inl"
+#include "unmask/cpu/kernels/instances.inl"
 }  // namespace unmask::cpu::isa_portable
 
 #if UNMASK_CPU_X86
@@ -60,6 +77,7 @@ namespace unmask::cpu::isa_avx2 {
 #include "unmask/cpu/simd/avx2_ops.inl"
 using ops = avx2_ops;
 #include "unmask/cpu/kernels/all.inl"
+#include "unmask/cpu/kernels/instances.inl"
 }  // namespace unmask::cpu::isa_avx2
 UNMASK_TARGET_END
 
@@ -69,6 +87,7 @@ namespace unmask::cpu::isa_avx512 {
 #include "unmask/cpu/simd/avx512_ops.inl"
 using ops = avx512_ops;
 #include "unmask/cpu/kernels/all.inl"
+#include "unmask/cpu/kernels/instances.inl"
 }  // namespace unmask::cpu::isa_avx512
 UNMASK_TARGET_END
 
@@ -79,6 +98,7 @@ namespace unmask::cpu::isa_avx512_bf16 {
 #include "unmask/cpu/simd/avx512_ops.inl"
 using ops = avx512_bf16_ops;
 #include "unmask/cpu/kernels/gemm.inl"
+#include "unmask/cpu/kernels/instances.inl"
 }  // namespace unmask::cpu::isa_avx512_bf16
 #undef UNMASK_SIMD_WITH_BF16
 UNMASK_TARGET_END

@@ -13,7 +13,7 @@ cd "${repo_root}"
 source scripts/env.sh
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="${arch}" \
   -DUNMASK_BUILD_APPS=OFF -DUNMASK_BUILD_EXAMPLES=OFF >/dev/null
-targets=$(cd build-gpu && ninja -t targets all | sed -n 's/^\(tests\/cuda\/test_cuda_[a-z_]*\|bench\/bench_[a-z_]*cuda[a-z_]*\): .*/\1/p' | sort -u)
+targets=$(scripts/cuda-targets.sh build-gpu)
 cmake --build build-gpu -j "$(nproc)" --target ${targets}
 rm -rf gpu-bundle
 mkdir -p gpu-bundle/tests/cuda gpu-bundle/bench

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <iostream>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -174,10 +175,16 @@ run_figures run_diffusion(const generate_options& o, const loaded_model& m,
     settings.eot_token_id = *eot;
   }
 #if defined(UNMASK_CLI_CUDA)
-  if (std::is_same_v<Backend, unmask::cuda_backend> && !o.visual && o.trace.empty() && settings.mode == unmask::decode_mode::confidence &&
-      settings.cache.mode == unmask::cache_mode::none && settings.cfg_scale == 0.0f) {
-    unmask::resident_decoder<Backend> decoder(m.model, settings);
-    return figures_of("diffusion", decoder.generate(requests_of(prompts, ids)), m);
+  if constexpr (std::is_same_v<Backend, unmask::cuda_backend>) {
+    if (!o.visual && o.trace.empty() && settings.mode == unmask::decode_mode::confidence &&
+        settings.cache.mode == unmask::cache_mode::none && settings.cfg_scale == 0.0f) {
+      unmask::resident_decoder<Backend> decoder(m.model, settings);
+      run_figures figures = figures_of("diffusion", decoder.generate(requests_of(prompts, ids)), m);
+      if (!decoder.backend().graph_failure().empty())
+        std::cerr << "warning: CUDA graphs were turned off, each step ran eagerly: " << decoder.backend().graph_failure()
+                  << "\n";
+      return figures;
+    }
   }
 #endif
   const int blocks = o.gen_length / o.block_length;

@@ -727,5 +727,32 @@ TEST(CudaBackend, CapturedStepReplaysTheEagerLogits) {
   }
 }
 
+// A step that cannot be captured (a synchronisation inside it) runs eagerly,
+// graphs stay off, and the backend says why; or, when asked, throws.
+TEST(CudaBackend, FailedCaptureIsReportedAndTheStepRunsEagerly) {
+  UNMASK_REQUIRE_DEVICE();
+  cuda_backend backend;
+  int ran = 0;
+  auto step = [&] {
+    ++ran;
+    cuda::check(cudaStreamSynchronize(backend.stream()), "synchronising inside the step");
+  };
+  EXPECT_TRUE(backend.graph_failure().empty());
+  for (int i = 0; i < 3; ++i) backend.run_step(step, 1, 1);
+  // eager (first sight), the failed capture and its eager rerun, eager (graphs off)
+  EXPECT_EQ(ran, 4);
+  EXPECT_NE(backend.graph_failure().find("synchronising inside the step"), std::string::npos) << backend.graph_failure();
+  EXPECT_EQ(backend.step_graph_nodes(), 0u);
+  EXPECT_EQ(cudaStreamSynchronize(backend.stream()), cudaSuccess) << "the stream is left usable";
+
+  cuda_backend_options options;
+  options.graph_failure_throws = true;
+  cuda_backend strict(options);
+  auto strict_step = [&] { cuda::check(cudaStreamSynchronize(strict.stream()), "synchronising inside the step"); };
+  strict.run_step(strict_step, 1, 1);
+  EXPECT_THROW(strict.run_step(strict_step, 1, 1), device_error);
+  EXPECT_TRUE(strict.graph_failure().empty());
+}
+
 }  // namespace
 }  // namespace unmask

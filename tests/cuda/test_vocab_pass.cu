@@ -841,7 +841,7 @@ struct host_filter_engine {
 
   void find(cuda::detail::radix_select& sel) {
     ++passes;
-    std::uint64_t found = 0;
+    std::uint64_t found = cuda::detail::radix_select::no_match;
     int matching = 0;
     for (int t = 0; t < block; ++t) {
       cuda::scan_range<block, unroll, false>(row, vocab, 0, t, [&](float l, std::int64_t v) {
@@ -893,6 +893,53 @@ std::vector<float> filter_row(int kind, std::int64_t vocab, std::uint32_t seed) 
     default: break;
   }
   return row;
+}
+
+// A find() that meets no matching token (here: the row changed after the
+// passes, as the kernel's shared result would have no writer) leaves no cut,
+// not one at whatever the shared word held before.
+TEST(CudaVocabFilterHost, FindWithoutAMatchLeavesNoCut) {
+  cuda::detail::radix_select sel =
+      cuda::detail::radix_select::start(cuda::detail::filter_geometry_of(1000), false, 5);
+  sel.settle(cuda::detail::radix_select::no_match);
+  EXPECT_FALSE(sel.found);
+  EXPECT_GT(sel.bits_left, 0);
+
+  struct changing_row : host_filter_engine<float> {
+    const float* later = nullptr;  // the row find() reads
+    int finds = 0;
+    void find(cuda::detail::radix_select& s) {
+      ++finds;
+      std::uint64_t found = cuda::detail::radix_select::no_match;
+      for (std::int64_t v = 0; v < vocab; ++v) {
+        const auto e = cuda::detail::filter_element_of(later[v], v, inverse_temperature, geometry);
+        if (s.matches(e.composite)) found = e.composite;
+      }
+      s.settle(found);
+    }
+  };
+  const std::int64_t vocab = 1000;
+  std::vector<float> row = filter_row(5, vocab, 11), later(std::size_t(vocab), -3.0f);
+  changing_row engine;
+  engine.row = row.data();
+  engine.vocab = vocab;
+  engine.inverse_temperature = 1.0f;
+  engine.geometry = cuda::detail::filter_geometry_of(vocab);
+  engine.later = later.data();
+  cuda::vocab_filter_params f{};
+  f.vocab = vocab;
+  f.top_p = true;  // the passes narrow to one token (no ties in the row), then find() reads
+  f.top_p_threshold = cuda::filter_mass_threshold(0.01f);
+  const cuda::vocab_cut all = cuda::vocab_cut::all();
+  const cuda::vocab_cut cut = cuda::detail::filter_cut(engine, f);
+  EXPECT_EQ(engine.finds, 1);
+  EXPECT_EQ(cut.key, all.key);
+  EXPECT_EQ(cut.index, all.index);
+  // The same engine on an unchanged row cuts (the check above can fail).
+  engine.later = row.data();
+  const cuda::vocab_cut kept = cuda::detail::filter_cut(engine, f);
+  EXPECT_EQ(engine.finds, 2);
+  EXPECT_FALSE(kept.key == all.key && kept.index == all.index);
 }
 
 TEST(CudaVocabFilterHost, FixedPointMassIsExact) {

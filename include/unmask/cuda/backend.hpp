@@ -57,6 +57,7 @@ struct cuda_backend_options {
   bool synchronous = false;  // synchronise after every operation, so errors name the failing one
   std::size_t gemm_workspace_bytes = std::size_t(32) << 20;
   bool graphs = true;        // resident decoding replays each step as a CUDA graph
+  bool graph_failure_throws = false;  // a failed capture throws rather than turning graphs off (graph_failure())
 };
 
 template <class Activation>
@@ -269,7 +270,9 @@ class cuda_backend_of {
   // `owner` (a number unique to the calling object) and `shape` identify the buffers and sizes
   // the step uses: a graph replays only for the same pair. A capture that
   // fails (an operation that cannot be captured) turns graphs off for this
-  // backend and runs the step eagerly instead.
+  // backend and runs the step eagerly instead; graph_failure() then says
+  // why (the program prints it as a warning), and
+  // cuda_backend_options::graph_failure_throws makes it an error instead.
   template <class Step>
   void run_step(Step&& step, std::uint64_t owner, std::uint64_t shape) const {
     state& s = *state_;
@@ -285,8 +288,10 @@ class cuda_backend_of {
       auto graph = std::make_unique<cuda::step_graph>(s.stream);
       try {
         graph->capture(step);
-      } catch (const device_error&) {
+      } catch (const device_error& e) {
+        if (s.options.graph_failure_throws) throw;
         s.graphs_failed = true;
+        s.graph_failure = e.what();
         return step();
       }
       s.graph = std::move(graph);
@@ -295,6 +300,8 @@ class cuda_backend_of {
   }
   // Kernels and copies in the captured step graph (0 before a capture).
   std::size_t step_graph_nodes() const { return state_->graph ? state_->graph->nodes() : 0; }
+  // Why step graphs were turned off (the failed capture's error), or empty.
+  const std::string& graph_failure() const { return state_->graph_failure; }
 
  private:
   struct state {
@@ -316,6 +323,7 @@ class cuda_backend_of {
     std::uint64_t graph_shape = 0;
     int graph_seen = 0;
     bool graphs_failed = false;
+    std::string graph_failure;
 
     state() = default;
     state(const state&) = delete;

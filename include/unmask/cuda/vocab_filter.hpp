@@ -229,8 +229,18 @@ struct radix_select {
     count_in = bin_count;
   }
 
+  // What a find() that met no matching token reports: never an order number
+  // (those have at most 32 + 31 bits).
+  static constexpr std::uint64_t no_match = ~std::uint64_t(0);
+
   // The one matching token is known: its order number is the whole prefix.
+  // None matched (no_match: the row read differently than in the passes,
+  // which a fixed row cannot do): no cut from this selection.
   UNMASK_HOST_DEVICE void settle(std::uint64_t c) {
+    if (c == no_match) {
+      found = false;
+      return;
+    }
     prefix = c;
     bits_left = 0;
   }
@@ -423,6 +433,8 @@ struct block_filter_engine {
 
   __device__ void find(radix_select& sel) {
     const radix_select s = sel;
+    if (threadIdx.x == 0) shared.found = radix_select::no_match;  // what stays if no token matches
+    __syncthreads();
     scan_range<Block, vocab_filter_unroll, false>(row, vocab, 0, int(threadIdx.x), [&](float l, std::int64_t v) {
       const filter_element e = filter_element_of(choice(l, v), v, inverse_temperature, geometry);
       if (s.matches(e.composite)) shared.found = e.composite;  // exactly one token matches

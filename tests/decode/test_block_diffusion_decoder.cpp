@@ -25,12 +25,12 @@ namespace {
 
 using test::expect_error;
 
-nlohmann::json load_goldens(const std::string& file) {
+nlohmann::json load_block_goldens(const std::string& file) {
   std::ifstream in(test::data_dir() + "/decode/" + file);
   return nlohmann::json::parse(in);
 }
 
-block_diffusion_settings settings_for(const nlohmann::json& g) {
+block_diffusion_settings block_settings_for(const nlohmann::json& g) {
   block_diffusion_settings s;
   s.gen_length = g.at("gen_length");
   s.block_length = g.at("block_length");
@@ -47,15 +47,15 @@ block_diffusion_settings settings_for(const nlohmann::json& g) {
   return s;
 }
 
-struct golden_case {
+struct block_golden_case {
   std::string file, name;
 };
-void PrintTo(const golden_case& c, std::ostream* os) { *os << c.file << ":" << c.name; }
+void PrintTo(const block_golden_case& c, std::ostream* os) { *os << c.file << ":" << c.name; }
 
-class BlockDiffusionGolden : public ::testing::TestWithParam<golden_case> {};
+class BlockDiffusionGolden : public ::testing::TestWithParam<block_golden_case> {};
 
 TEST_P(BlockDiffusionGolden, MatchesReferenceTokenForToken) {
-  const nlohmann::json goldens = load_goldens(GetParam().file);
+  const nlohmann::json goldens = load_block_goldens(GetParam().file);
   const transformer_model model = transformer_model::load(test::data_dir() + "/" + goldens.at("model").get<std::string>());
   const nlohmann::json* found = nullptr;
   for (const auto& c : goldens.at("cases"))
@@ -64,7 +64,7 @@ TEST_P(BlockDiffusionGolden, MatchesReferenceTokenForToken) {
   const nlohmann::json& g = *found;
   std::vector<decode_request> requests;
   for (const auto& p : g.at("prompts")) requests.push_back({p.get<std::vector<std::int32_t>>(), 0});
-  block_diffusion_decoder<cpu_backend> decoder(model, settings_for(g));
+  block_diffusion_decoder<cpu_backend> decoder(model, block_settings_for(g));
   std::vector<std::vector<std::int32_t>> trace;
   const decode_output out = decoder.generate(requests, [&](const decode_event& e) { trace.push_back(*e.committed_positions); });
   const auto expected = g.at("output").get<std::vector<std::vector<std::int32_t>>>();
@@ -75,16 +75,16 @@ TEST_P(BlockDiffusionGolden, MatchesReferenceTokenForToken) {
   EXPECT_EQ(out.committed, g.at("gen_length").get<std::int64_t>());
 }
 
-std::vector<golden_case> cases() {
-  std::vector<golden_case> out;
+std::vector<block_golden_case> block_cases() {
+  std::vector<block_golden_case> out;
   for (const char* file : {"fast_dllm_v2_goldens.json", "sdar_goldens.json"}) {
-    const nlohmann::json goldens = load_goldens(file);
+    const nlohmann::json goldens = load_block_goldens(file);
     for (const auto& c : goldens.at("cases")) out.push_back({file, c.at("name")});
   }
   return out;
 }
 
-INSTANTIATE_TEST_SUITE_P(Reference, BlockDiffusionGolden, ::testing::ValuesIn(cases()), [](const auto& param_info) {
+INSTANTIATE_TEST_SUITE_P(Reference, BlockDiffusionGolden, ::testing::ValuesIn(block_cases()), [](const auto& param_info) {
   std::string name = param_info.param.name;
   for (char& ch : name)
     if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
@@ -93,7 +93,7 @@ INSTANTIATE_TEST_SUITE_P(Reference, BlockDiffusionGolden, ::testing::ValuesIn(ca
 
 TEST(BlockDiffusionGolden, AtLeastFiveCasesPerFamily) {
   std::size_t fast = 0, sdar = 0;
-  for (const golden_case& c : cases()) (c.file == "sdar_goldens.json" ? sdar : fast) += 1;
+  for (const block_golden_case& c : block_cases()) (c.file == "sdar_goldens.json" ? sdar : fast) += 1;
   EXPECT_GE(fast, 5u);
   EXPECT_GE(sdar, 5u);
 }

@@ -11,25 +11,23 @@
 
 #include "support/expect_error.hpp"
 #include "support/test_files.hpp"
+#include "support/tiny_model.hpp"
 #include "unmask/cpu/backend.hpp"
 #include "unmask/decode/diffusion_decoder.hpp"
 
 namespace unmask {
 namespace {
 
-const transformer_model& tiny() {
-  static const transformer_model model = transformer_model::load(test::data_dir() + "/tiny_llada_mha");
-  return model;
-}
+using test::tiny;  // (tests/support/tiny_model.hpp)
 
-const std::vector<decode_request> requests = {{{5, 17, 42, 3}, 0}, {{64, 12, 7, 80, 81, 1, 2}, 1}, {{9}, 2}};
+const std::vector<decode_request> cache_requests = {{{5, 17, 42, 3}, 0}, {{64, 12, 7, 80, 81, 1, 2}, 1}, {{9}, 2}};
 
 struct traced_output {
   decode_output out;
   std::vector<std::vector<std::int32_t>> trace;  // committed positions per step, all sequences
 };
 
-traced_output decode(const diffusion_settings& s, const std::vector<decode_request>& r = requests) {
+traced_output decode(const diffusion_settings& s, const std::vector<decode_request>& r = cache_requests) {
   diffusion_decoder<cpu_backend> decoder(tiny(), s);
   traced_output t;
   t.out = decoder.generate(r, [&](const decode_event& e) { t.trace.push_back(*e.committed_positions); });
@@ -97,7 +95,7 @@ TEST(CacheModes, ShiftedLogitsThroughEveryCacheMode) {
   auto run = [&](const diffusion_settings& s) {
     diffusion_decoder<cpu_backend> decoder(dream, s);
     traced_output t;
-    t.out = decoder.generate(requests, [&](const decode_event& e) { t.trace.push_back(*e.committed_positions); });
+    t.out = decoder.generate(cache_requests, [&](const decode_event& e) { t.trace.push_back(*e.committed_positions); });
     return t;
   };
   for (diffusion_settings s : policy_variants()) {
@@ -134,10 +132,10 @@ TEST(CacheModes, ApproximateModesAgreementIsMeasured) {
       s.cache = {mode, refresh};
       const traced_output cached = decode(s);
       std::int64_t differing = 0, total = 0;
-      for (std::size_t q = 0; q < requests.size(); ++q) {
+      for (std::size_t q = 0; q < cache_requests.size(); ++q) {
         const auto& a = reference.out.sequences[q].canvas;
         const auto& b = cached.out.sequences[q].canvas;
-        for (std::size_t p = requests[q].prompt.size(); p < a.size(); ++p, ++total) differing += a[p] != b[p];
+        for (std::size_t p = cache_requests[q].prompt.size(); p < a.size(); ++p, ++total) differing += a[p] != b[p];
       }
       std::printf("  %s cache, refresh %d: %lld of %lld tokens differ from no cache (agreement %.1f%%)\n",
                   to_string(mode), refresh, (long long)differing, (long long)total,

@@ -99,7 +99,7 @@ TEST_P(DiffusionGolden, MatchesReferenceTokenForToken) {
   EXPECT_EQ(trace, g.at("trace").get<std::vector<std::vector<std::int32_t>>>());
 }
 
-std::vector<golden_case> cases(const std::string& only = "") {
+std::vector<golden_case> golden_cases(const std::string& only = "") {
   std::vector<golden_case> out;
   for (const char* file : golden_files) {
     if (!only.empty() && only != file) continue;
@@ -109,7 +109,7 @@ std::vector<golden_case> cases(const std::string& only = "") {
   return out;
 }
 
-INSTANTIATE_TEST_SUITE_P(Reference, DiffusionGolden, ::testing::ValuesIn(cases()), [](const auto& param_info) {
+INSTANTIATE_TEST_SUITE_P(Reference, DiffusionGolden, ::testing::ValuesIn(golden_cases()), [](const auto& param_info) {
   const std::string& file = param_info.param.file;
   const std::string prefix = file == "goldens.json" ? "random_" : file == "tiny_llada_goldens.json" ? "trained_" : "family_";
   std::string name = prefix + param_info.param.name;
@@ -119,9 +119,9 @@ INSTANTIATE_TEST_SUITE_P(Reference, DiffusionGolden, ::testing::ValuesIn(cases()
 });
 
 TEST(DiffusionGolden, AtLeastTenCombinationsPerModel) {
-  EXPECT_GE(cases("goldens.json").size(), 10u);
-  EXPECT_GE(cases("tiny_llada_goldens.json").size(), 10u);
-  EXPECT_GE(cases("dream_goldens.json").size(), 5u);
+  EXPECT_GE(golden_cases("goldens.json").size(), 10u);
+  EXPECT_GE(golden_cases("tiny_llada_goldens.json").size(), 10u);
+  EXPECT_GE(golden_cases("dream_goldens.json").size(), 5u);
 }
 
 }  // namespace

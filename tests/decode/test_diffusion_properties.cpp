@@ -13,6 +13,7 @@
 #include "support/decode_cases.hpp"
 #include "support/expect_error.hpp"
 #include "support/test_files.hpp"
+#include "support/tiny_model.hpp"
 #include "unmask/cpu/backend.hpp"
 #include "unmask/decode/ar_decoder.hpp"
 #include "unmask/decode/diffusion_decoder.hpp"
@@ -20,10 +21,7 @@
 namespace unmask {
 namespace {
 
-const transformer_model& tiny() {
-  static const transformer_model model = transformer_model::load(test::data_dir() + "/tiny_llada_mha");
-  return model;
-}
+using test::tiny;  // (tests/support/tiny_model.hpp)
 constexpr std::int32_t mask = 99;
 
 std::vector<decode_request> prompts() {

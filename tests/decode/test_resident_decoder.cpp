@@ -14,6 +14,7 @@
 #include "support/decode_cases.hpp"
 #include "support/expect_error.hpp"
 #include "support/test_files.hpp"
+#include "support/tiny_model.hpp"
 #include "unmask/cpu/backend.hpp"
 #include "unmask/decode/diffusion_decoder.hpp"
 #include "unmask/decode/resident_decoder.hpp"
@@ -23,19 +24,16 @@ namespace {
 
 using test::expect_error;
 
-const transformer_model& tiny() {
-  static const transformer_model model = transformer_model::load(test::data_dir() + "/tiny_llada_mha");
-  return model;
-}
+using test::tiny;  // (tests/support/tiny_model.hpp)
 
-const std::vector<decode_request> requests = {
+const std::vector<decode_request> resident_requests = {
     {{5, 17, 42, 3}, 0}, {{64, 12, 7, 80, 81, 1, 2}, 1}, {{9}, 2}, {{33, 34, 35, 36, 37, 38, 39, 40, 41}, 7}};
 
 using resident_case = test::policy_case;
 
 // The confidence policies (tests/support/decode_cases.hpp), block-causal
 // attention, one token a step and an end-of-sequence stop.
-std::vector<resident_case> cases() {
+std::vector<resident_case> resident_cases() {
   std::vector<resident_case> out = test::confidence_policy_cases();
   auto base = test::short_layout;
   diffusion_settings s = base();
@@ -55,10 +53,10 @@ class ResidentDecoder : public ::testing::TestWithParam<resident_case> {};
 
 TEST_P(ResidentDecoder, EqualsDiffusionDecoder) {
   const diffusion_settings& s = GetParam().settings;
-  const decode_output expected = diffusion_decoder<cpu_backend>(tiny(), s).generate(requests);
+  const decode_output expected = diffusion_decoder<cpu_backend>(tiny(), s).generate(resident_requests);
   resident_decoder<cpu_backend> resident(tiny(), s);
   for (int run = 0; run < 2; ++run) {  // the decoder is reusable
-    const decode_output got = resident.generate(requests);
+    const decode_output got = resident.generate(resident_requests);
     ASSERT_EQ(got.sequences.size(), expected.sequences.size());
     for (std::size_t q = 0; q < got.sequences.size(); ++q) {
       EXPECT_EQ(got.sequences[q].canvas, expected.sequences[q].canvas) << "sequence " << q;
@@ -76,15 +74,15 @@ TEST_P(ResidentDecoder, EqualsDiffusionDecoder) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Policies, ResidentDecoder, ::testing::ValuesIn(cases()),
+INSTANTIATE_TEST_SUITE_P(Policies, ResidentDecoder, ::testing::ValuesIn(resident_cases()),
                          [](const auto& param) { return param.param.name; });
 
 TEST(ResidentDecoder, ShiftedLogitsEqualTheStepwiseLoop) {
   // Dream (Qwen2 blocks with biases, shifted logits) on the resident path.
   const transformer_model dream = transformer_model::load(test::data_dir() + "/tiny_dream");
   for (const resident_case& c : test::confidence_policy_cases()) {
-    const decode_output expected = diffusion_decoder<cpu_backend>(dream, c.settings).generate(requests);
-    const decode_output got = resident_decoder<cpu_backend>(dream, c.settings).generate(requests);
+    const decode_output expected = diffusion_decoder<cpu_backend>(dream, c.settings).generate(resident_requests);
+    const decode_output got = resident_decoder<cpu_backend>(dream, c.settings).generate(resident_requests);
     ASSERT_EQ(got.sequences.size(), expected.sequences.size());
     for (std::size_t q = 0; q < got.sequences.size(); ++q)
       EXPECT_EQ(got.sequences[q].canvas, expected.sequences[q].canvas) << c.name << ", sequence " << q;

@@ -20,7 +20,7 @@ namespace {
 
 using test::tiny;
 
-const std::vector<decode_request>& requests = test::two_requests();
+const std::vector<decode_request>& hook_requests = test::two_requests();
 
 diffusion_settings one_per_step() {
   diffusion_settings s;
@@ -28,7 +28,7 @@ diffusion_settings one_per_step() {
   return s;
 }
 
-std::int32_t mask() { return std::int32_t(tiny().config().mask_token_id); }
+std::int32_t mask_id() { return std::int32_t(tiny().config().mask_token_id); }
 
 TEST(StepHooks, AVetoedCandidateIsNotCommittedThatStep) {
   diffusion_decoder<cpu_backend> d(tiny(), one_per_step());
@@ -42,14 +42,14 @@ TEST(StepHooks, AVetoedCandidateIsNotCommittedThatStep) {
     vetoed[c.sequence].push_back(c.positions[best]);
   };
   std::vector<std::vector<std::int32_t>> committed(2);
-  const decode_output out = d.generate(requests, [&](const decode_event& e) {
+  const decode_output out = d.generate(hook_requests, [&](const decode_event& e) {
     ASSERT_EQ(e.committed_positions->size(), 1u);
     committed[e.sequence].push_back((*e.committed_positions)[0]);
   }, hooks);
   for (std::size_t s = 0; s < 2; ++s) {
     ASSERT_EQ(committed[s].size(), vetoed[s].size());
     for (std::size_t i = 0; i < committed[s].size(); ++i) EXPECT_NE(committed[s][i], vetoed[s][i]);
-    EXPECT_EQ(std::count(out.sequences[s].canvas.begin(), out.sequences[s].canvas.end(), mask()), 0);
+    EXPECT_EQ(std::count(out.sequences[s].canvas.begin(), out.sequences[s].canvas.end(), mask_id()), 0);
   }
 }
 
@@ -61,9 +61,9 @@ TEST(StepHooks, ForcedCandidatesAreCommittedWithTheirTokens) {
   hooks.candidates = [](step_candidates& c) {
     std::fill(c.actions, c.actions + c.count, candidate_action::force);
   };
-  const decode_output forced = diffusion_decoder<cpu_backend>(tiny(), s).generate(requests, {}, hooks);
+  const decode_output forced = diffusion_decoder<cpu_backend>(tiny(), s).generate(hook_requests, {}, hooks);
   s.selection = selection_rule::threshold(-1.0f);
-  const decode_output all = diffusion_decoder<cpu_backend>(tiny(), s).generate(requests);
+  const decode_output all = diffusion_decoder<cpu_backend>(tiny(), s).generate(hook_requests);
   EXPECT_EQ(forced.forwards, 2);
   EXPECT_EQ(forced.committed, 16);
   for (std::size_t i = 0; i < 2; ++i) EXPECT_EQ(forced.sequences[i].canvas, all.sequences[i].canvas);
@@ -76,7 +76,7 @@ TEST(StepHooks, RewrittenConfidencesReorderTheCommits) {
     for (std::int32_t i = 0; i < c.count; ++i) c.confidence[i] = float(c.positions[i]);
   };
   std::vector<std::int32_t> order;
-  diffusion_decoder<cpu_backend>(tiny(), one_per_step()).generate({requests[0]}, [&](const decode_event& e) {
+  diffusion_decoder<cpu_backend>(tiny(), one_per_step()).generate({hook_requests[0]}, [&](const decode_event& e) {
     order.push_back((*e.committed_positions)[0]);
   }, hooks);
   const std::vector<std::int32_t> want = {7, 6, 5, 4, 11, 10, 9, 8};
@@ -93,23 +93,23 @@ TEST(StepHooks, CanvasEditsStayAndLeaveTheCandidates) {
     if (c.step == 0) (*c.canvas)[std::size_t(c.block_end - 1)] = 98;  // fill the block's last position
     ++calls;
   };
-  const decode_output out = diffusion_decoder<cpu_backend>(tiny(), one_per_step()).generate({requests[0]}, {}, hooks);
+  const decode_output out = diffusion_decoder<cpu_backend>(tiny(), one_per_step()).generate({hook_requests[0]}, {}, hooks);
   const std::vector<std::int32_t>& canvas = out.sequences[0].canvas;
   EXPECT_EQ(canvas[7], 98);
   EXPECT_EQ(canvas[11], 98);
   EXPECT_EQ(calls, 6);  // three steps per block: the hook filled one position of four
-  EXPECT_EQ(std::count(canvas.begin(), canvas.end(), mask()), 0);
+  EXPECT_EQ(std::count(canvas.begin(), canvas.end(), mask_id()), 0);
 }
 
 TEST(StepHooks, StopEndsTheSequenceAfterTheStep) {
   step_hooks hooks;
   hooks.candidates = [](step_candidates& c) { c.stop = c.sequence == 1 && c.block == 1; };
-  const decode_output out = diffusion_decoder<cpu_backend>(tiny(), one_per_step()).generate(requests, {}, hooks);
+  const decode_output out = diffusion_decoder<cpu_backend>(tiny(), one_per_step()).generate(hook_requests, {}, hooks);
   EXPECT_EQ(out.sequences[0].stop, stop_reason::length);
   EXPECT_EQ(out.sequences[1].stop, stop_reason::hook);
   EXPECT_EQ(out.sequences[1].forwards, 5);  // four steps of block 0, one of block 1
   const std::vector<std::int32_t>& canvas = out.sequences[1].canvas;
-  EXPECT_EQ(std::count(canvas.begin() + 11, canvas.end(), mask()), 3);
+  EXPECT_EQ(std::count(canvas.begin() + 11, canvas.end(), mask_id()), 3);
   EXPECT_STREQ(to_string(stop_reason::hook), "hook");
 }
 
@@ -129,7 +129,7 @@ TEST(StepHooks, TheLogitsHookEditsReachTheChoiceAndTheCandidatesHook) {
     }
     ++seen;
   };
-  const decode_output out = diffusion_decoder<cpu_backend>(tiny(), s).generate(requests, {}, hooks);
+  const decode_output out = diffusion_decoder<cpu_backend>(tiny(), s).generate(hook_requests, {}, hooks);
   EXPECT_EQ(seen, 16);
   for (const sequence_output& seq : out.sequences)
     for (std::size_t i = std::size_t(seq.prompt_length); i < seq.canvas.size(); ++i) EXPECT_EQ(seq.canvas[i], 33);
@@ -139,23 +139,23 @@ TEST(StepHooks, MisuseIsAnError) {
   diffusion_settings s = one_per_step();
   step_hooks hooks;
   hooks.candidates = [](step_candidates& c) {
-    if (c.block == 1) (*c.canvas)[std::size_t(c.prompt_length)] = mask();
+    if (c.block == 1) (*c.canvas)[std::size_t(c.prompt_length)] = mask_id();
   };
   test::expect_error<argument_error>(
-      [&] { diffusion_decoder<cpu_backend>(tiny(), s).generate({requests[0]}, {}, hooks); },
+      [&] { diffusion_decoder<cpu_backend>(tiny(), s).generate({hook_requests[0]}, {}, hooks); },
       {"left a mask at position 4", "before the current block"});
   hooks.candidates = [](step_candidates& c) {
     c.actions[0] = candidate_action::force;
     c.tokens[0] = -3;
   };
   test::expect_error<argument_error>(
-      [&] { diffusion_decoder<cpu_backend>(tiny(), s).generate({requests[0]}, {}, hooks); }, {"forced token -3"});
+      [&] { diffusion_decoder<cpu_backend>(tiny(), s).generate({hook_requests[0]}, {}, hooks); }, {"forced token -3"});
   hooks.candidates = [](step_candidates& c) { std::fill(c.actions, c.actions + c.count, candidate_action::veto); };
   test::expect_error<argument_error>(
-      [&] { diffusion_decoder<cpu_backend>(tiny(), s).generate({requests[0]}, {}, hooks); }, {"committed nothing"});
+      [&] { diffusion_decoder<cpu_backend>(tiny(), s).generate({hook_requests[0]}, {}, hooks); }, {"committed nothing"});
   s.mode = decode_mode::ancestral;
   test::expect_error<argument_error>(
-      [&] { diffusion_decoder<cpu_backend>(tiny(), s).generate({requests[0]}, {}, hooks); }, {"not on ancestral"});
+      [&] { diffusion_decoder<cpu_backend>(tiny(), s).generate({hook_requests[0]}, {}, hooks); }, {"not on ancestral"});
 }
 
 }  // namespace

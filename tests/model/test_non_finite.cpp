@@ -23,13 +23,13 @@ namespace {
 using test::expect_error;
 using test::tensor_spec;
 
-const std::string mha = test::data_dir() + "/tiny_llada_mha";
+const std::string mha_dir = test::data_dir() + "/tiny_llada_mha";
 
 void set_bf16(tensor_spec& s, std::size_t element, std::uint16_t bits) {
   std::memcpy(&s.bytes[2 * element], &bits, 2);
 }
 
-tensor_spec& find(std::vector<tensor_spec>& specs, const std::string& name) {
+tensor_spec& find_spec(std::vector<tensor_spec>& specs, const std::string& name) {
   for (tensor_spec& s : specs)
     if (s.name == name) return s;
   throw std::runtime_error("no " + name);
@@ -58,8 +58,8 @@ TEST(NonFinite, ElementsAreFoundByTheirBits) {
 
 TEST(NonFinite, ANanWeightIsNamedByEveryDecoder) {
   test::scratch_dir dir;
-  test::copy_checkpoint(mha, dir.str(), [](std::vector<tensor_spec>& specs, nlohmann::json&) {
-    set_bf16(find(specs, "model.transformer.blocks.1.up_proj.weight"), 7, 0x7fc0);
+  test::copy_checkpoint(mha_dir, dir.str(), [](std::vector<tensor_spec>& specs, nlohmann::json&) {
+    set_bf16(find_spec(specs, "model.transformer.blocks.1.up_proj.weight"), 7, 0x7fc0);
   });
   const transformer_model m = transformer_model::load(dir.str());
   EXPECT_NE(first_non_finite_weight(m.weights()).find("model.transformer.blocks.1.up_proj.weight"), std::string::npos);
@@ -78,8 +78,8 @@ TEST(NonFinite, AnOverflowWithFiniteWeightsNamesTheLayer) {
   // Every weight of layer 0's down projection at bf16's largest finite value:
   // the MLP output overflows to infinity in fp32.
   test::scratch_dir dir;
-  test::copy_checkpoint(mha, dir.str(), [](std::vector<tensor_spec>& specs, nlohmann::json&) {
-    tensor_spec& down = find(specs, "model.transformer.blocks.0.ff_out.weight");
+  test::copy_checkpoint(mha_dir, dir.str(), [](std::vector<tensor_spec>& specs, nlohmann::json&) {
+    tensor_spec& down = find_spec(specs, "model.transformer.blocks.0.ff_out.weight");
     for (std::size_t i = 0; i < down.bytes.size() / 2; ++i) set_bf16(down, i, 0x7f7f);
   });
   const transformer_model m = transformer_model::load(dir.str());
@@ -90,7 +90,7 @@ TEST(NonFinite, AnOverflowWithFiniteWeightsNamesTheLayer) {
 }
 
 TEST(NonFinite, AHealthyModelIsUnaffected) {
-  const transformer_model m = transformer_model::load(mha);
+  const transformer_model m = transformer_model::load(mha_dir);
   EXPECT_EQ(first_non_finite_weight(m.weights()), "");
   diffusion_decoder<cpu_backend> diffusion(m, short_run());
   EXPECT_EQ(diffusion.generate({{{5, 17, 42}, 0}}).sequences.size(), 1u);
@@ -100,11 +100,11 @@ TEST(RotaryTable, IsSizedByThePositionsUsedNotTheConfiguration) {
   // A model that claims 2^31 - 1 positions: a table for all of them would
   // need 2^31 x head_dim floats (std::bad_alloc); one for the canvas is tiny.
   test::scratch_dir dir;
-  test::copy_checkpoint(mha, dir.str(), [](std::vector<tensor_spec>&, nlohmann::json& config) {
+  test::copy_checkpoint(mha_dir, dir.str(), [](std::vector<tensor_spec>&, nlohmann::json& config) {
     config["max_sequence_length"] = 2147483647;
   });
   const transformer_model m = transformer_model::load(dir.str());
-  const transformer_model reference = transformer_model::load(mha);
+  const transformer_model reference = transformer_model::load(mha_dir);
   transformer_forward<cpu_backend> huge(m), normal(reference);
   const std::vector<std::int32_t> tokens = {5, 17, 42, 99, 99, 3};
   std::vector<float> a(tokens.size() * 100), b(a.size());

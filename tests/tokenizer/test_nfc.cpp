@@ -39,7 +39,7 @@ std::string u8(std::initializer_list<char32_t> cps) {
   return out;
 }
 
-std::string show(const std::string& s) {  // code points, for messages
+std::string show_code_points(const std::string& s) {  // code points, for messages
   std::string out;
   for (std::size_t i = 0; i < s.size();) {
     const std::size_t n = unmask::utf8::sequence_length(s, i);
@@ -82,7 +82,7 @@ TEST(Nfc, MatchesTokenizers) {
   for (const golden& g : cases) {
     const std::string got = nfc(g.in);
     if (got != g.want && ++failures <= 20)
-      ADD_FAILURE() << g.kind << " " << show(g.in) << "\n  nfc:      " << show(got) << "\n  expected: " << show(g.want);
+      ADD_FAILURE() << g.kind << " " << show_code_points(g.in) << "\n  nfc:      " << show_code_points(got) << "\n  expected: " << show_code_points(g.want);
   }
   EXPECT_EQ(failures, 0) << "of " << cases.size() << " cases";
 }
@@ -165,7 +165,7 @@ TEST(Nfc, IsIdempotentAndValid) {
     const bool stable = nfc(once) == once;
     const bool trivial_ok = !unmask::unicode::is_trivially_nfc(s) || once == s;
     if ((!valid || !stable || !trivial_ok) && ++failures <= 10)
-      ADD_FAILURE() << show(s) << " -> " << show(once) << (valid ? "" : " invalid UTF-8")
+      ADD_FAILURE() << show_code_points(s) << " -> " << show_code_points(once) << (valid ? "" : " invalid UTF-8")
                     << (stable ? "" : " not idempotent") << (trivial_ok ? "" : " changed trivially-NFC text");
   }
   EXPECT_EQ(failures, 0);

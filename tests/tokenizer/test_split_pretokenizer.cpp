@@ -79,7 +79,7 @@ TEST(SplitPretokenizer, EachAlternative) {
 
 std::string dir_of(const std::string& name) { return unmask::test::data_dir() + "/tokenizer/" + name; }
 
-std::vector<json> read_jsonl(const std::string& path) {
+std::vector<json> read_split_jsonl(const std::string& path) {
   std::ifstream in(path);
   EXPECT_TRUE(in.good()) << "cannot open " << path;
   std::vector<json> out;
@@ -89,7 +89,7 @@ std::vector<json> read_jsonl(const std::string& path) {
   return out;
 }
 
-std::string show(const std::vector<std::int32_t>& ids) {
+std::string show_ids(const std::vector<std::int32_t>& ids) {
   const std::string out = json(ids).dump();
   return out.size() > 300 ? out.substr(0, 300) + "..." : out;
 }
@@ -98,7 +98,7 @@ void expect_parity(const std::string& name, split_pattern pattern, bool nfc) {
   const bpe_tokenizer t = bpe_tokenizer::load(dir_of(name) + "/tokenizer.json");
   EXPECT_EQ(t.pre_tokenizer_pattern(), pattern);
   EXPECT_EQ(t.normalizes_nfc(), nfc);
-  const std::vector<json> cases = read_jsonl(dir_of(name) + "/cases.jsonl");
+  const std::vector<json> cases = read_split_jsonl(dir_of(name) + "/cases.jsonl");
   ASSERT_GE(cases.size(), 800u);
   int encoded = 0, failures = 0;
   for (const json& c : cases) {
@@ -111,14 +111,14 @@ void expect_parity(const std::string& name, split_pattern pattern, bool nfc) {
       const auto want_special = c.value("ids_special", want);
       ids = t.encode(text, false);
       if (ids != want && ++failures <= 10)
-        ADD_FAILURE() << name << " " << label << "\n  ids:      " << show(ids) << "\n  expected: " << show(want);
+        ADD_FAILURE() << name << " " << label << "\n  ids:      " << show_ids(ids) << "\n  expected: " << show_ids(want);
       if (t.encode(text) != want_special && ++failures <= 10)
-        ADD_FAILURE() << name << " " << label << " with special tokens: " << show(t.encode(text));
+        ADD_FAILURE() << name << " " << label << " with special tokens: " << show_ids(t.encode(text));
       ++encoded;
       ids = want;
     } else {
       ids = c["decode_ids"].get<std::vector<std::int32_t>>();
-      label = show(ids);
+      label = show_ids(ids);
     }
     for (const bool skip : {false, true}) {
       const std::string want = c[skip ? "decoded_skip_special" : "decoded"].get<std::string>();
@@ -139,7 +139,7 @@ TEST(FamilyTokenizers, Llama3LayoutMatchesTokenizers) { expect_parity("llama3", 
 // classes rebuild the post-processor from add_bos_token / add_eos_token, the
 // generic class keeps the file's.
 TEST(FamilyTokenizers, TokenizerConfigDecidesTheAddedSpecialTokens) {
-  const std::vector<json> rows = read_jsonl(dir_of("llama3") + "/configs.jsonl");
+  const std::vector<json> rows = read_split_jsonl(dir_of("llama3") + "/configs.jsonl");
   ASSERT_EQ(rows.size(), 25u);
   for (const json& r : rows) {
     bpe_tokenizer t = bpe_tokenizer::load(dir_of("llama3") + "/tokenizer.json");

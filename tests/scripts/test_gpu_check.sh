@@ -106,17 +106,21 @@ FAKE_CAP='[N/A]' FAKE_SANITIZER=detached run_check cap "${build}"
 expect_line "^device +.*compute capability '\[N/A\]' not understood: building for sm_90"
 
 # ---- 4. killed by SIGTERM in the middle of a test ------------------------------
-build="${scratch}/build-term"
-fake_test "${build}" test_cuda_argmax
-fake_test "${build}" test_cuda_backend "echo \$\$ >'${scratch}/backend.pid'; sleep 50"
-fake_test "${build}" test_cuda_rope
-case_name=term
-out="${scratch}/out-term"
-mkdir -p "${out}"
-OUT="${out}" GPU_CHECK_BUNDLE="${scratch}/no-bundle" FAKE_SANITIZER=detached "${check}" "${build}" >"${out}/stdout.txt" 2>&1 &
-pid=$!
-for _ in $(seq 100); do [ -s "${scratch}/backend.pid" ] && break; sleep 0.1; done
-[ -s "${scratch}/backend.pid" ] || fail "test_cuda_backend never started"
+start_until_stuck() {  # case name: the script in the background ($pid) on a build whose second test hangs, until it has started
+  case_name="$1"
+  build="${scratch}/build-$1"
+  out="${scratch}/out-$1"
+  rm -f "${scratch}/backend.pid"
+  mkdir -p "${out}"
+  fake_test "${build}" test_cuda_argmax
+  fake_test "${build}" test_cuda_backend "echo \$\$ >'${scratch}/backend.pid'; sleep 50"
+  fake_test "${build}" test_cuda_rope
+  OUT="${out}" GPU_CHECK_BUNDLE="${scratch}/no-bundle" FAKE_SANITIZER=detached "${check}" "${build}" >"${out}/stdout.txt" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do [ -s "${scratch}/backend.pid" ] && break; sleep 0.1; done
+  [ -s "${scratch}/backend.pid" ] || fail "test_cuda_backend never started"
+}
+start_until_stuck term
 kill -TERM "${pid}"
 start=$(date +%s)
 wait "${pid}"
@@ -136,16 +140,7 @@ if kill -0 "$(cat "${scratch}/backend.pid")" 2>/dev/null; then
 fi
 
 # ---- 5. killed by SIGKILL: no trap runs, what was written stays -----------------
-build="${scratch}/build-kill"
-rm -f "${scratch}/backend.pid"
-fake_test "${build}" test_cuda_argmax
-fake_test "${build}" test_cuda_backend "echo \$\$ >'${scratch}/backend.pid'; sleep 50"
-case_name=kill
-out="${scratch}/out-kill"
-mkdir -p "${out}"
-OUT="${out}" GPU_CHECK_BUNDLE="${scratch}/no-bundle" FAKE_SANITIZER=detached "${check}" "${build}" >"${out}/stdout.txt" 2>&1 &
-pid=$!
-for _ in $(seq 100); do [ -s "${scratch}/backend.pid" ] && break; sleep 0.1; done
+start_until_stuck kill
 kill -KILL "${pid}"
 wait "${pid}" 2>/dev/null
 kill "$(cat "${scratch}/backend.pid")" 2>/dev/null

@@ -22,7 +22,7 @@ namespace unmask {
 namespace {
 
 using test::tiny;  // (tests/support/tiny_model.hpp)
-constexpr std::int32_t mask = 99;
+constexpr std::int32_t property_mask = 99;
 
 std::vector<decode_request> prompts() {
   return {{{5, 17, 42, 3}, 0}, {{64, 12, 7, 80, 81, 1, 2}, 1}, {{9}, 2}};
@@ -67,7 +67,7 @@ TEST_P(DecodeProperties, Invariants) {
   std::vector<std::vector<std::int32_t>> previous;
   for (const auto& r : requests) {
     previous.push_back(r.prompt);
-    previous.back().resize(r.prompt.size() + std::size_t(settings.layout.gen_length), mask);
+    previous.back().resize(r.prompt.size() + std::size_t(settings.layout.gen_length), property_mask);
   }
   std::vector<std::map<std::int32_t, std::int32_t>> steps_per_block(requests.size());
   int remasked = 0;
@@ -81,13 +81,13 @@ TEST_P(DecodeProperties, Invariants) {
     for (std::int32_t p = 0; p < std::int32_t(after.size()); ++p) {
       if (before[std::size_t(p)] == after[std::size_t(p)]) continue;
       EXPECT_TRUE(p >= begin && p < end) << "position " << p << " outside block " << e.block;
-      if (before[std::size_t(p)] == mask) {
+      if (before[std::size_t(p)] == property_mask) {
         ++newly;
-        EXPECT_NE(after[std::size_t(p)], mask);
+        EXPECT_NE(after[std::size_t(p)], property_mask);
       } else {
         EXPECT_TRUE(remasks) << "committed token at " << p << " changed";
         ++remasked;
-        EXPECT_EQ(after[std::size_t(p)], mask) << "a decoded token may only be remasked";
+        EXPECT_EQ(after[std::size_t(p)], property_mask) << "a decoded token may only be remasked";
         EXPECT_GE(p, prompt) << "the prompt is never remasked";
       }
     }
@@ -108,7 +108,7 @@ TEST_P(DecodeProperties, Invariants) {
   });
   for (std::size_t s = 0; s < requests.size(); ++s) {
     const auto& canvas = out.sequences[s].canvas;
-    EXPECT_EQ(std::count(canvas.begin(), canvas.end(), mask), 0) << "masks left in sequence " << s;
+    EXPECT_EQ(std::count(canvas.begin(), canvas.end(), property_mask), 0) << "masks left in sequence " << s;
     EXPECT_TRUE(std::equal(requests[s].prompt.begin(), requests[s].prompt.end(), canvas.begin())) << "prompt changed";
     if (settings.mode == decode_mode::confidence && settings.selection.uses_schedule()) {
       for (const auto& [block, count] : steps_per_block[s]) EXPECT_EQ(count, 4) << "steps in block " << block;
@@ -164,7 +164,7 @@ TEST(DecodeProperties, AncestralReusesTheOutputWhenNothingChanged) {
   diffusion_decoder<cpu_backend> decoder(tiny(), s);
   const decode_output out = decoder.generate({{{5, 17, 42, 3}, 0}});
   EXPECT_LE(out.forwards, 9);  // at most one per revealing step plus the first
-  EXPECT_EQ(std::count(out.sequences[0].canvas.begin(), out.sequences[0].canvas.end(), mask), 0);
+  EXPECT_EQ(std::count(out.sequences[0].canvas.begin(), out.sequences[0].canvas.end(), property_mask), 0);
 }
 
 TEST(DecodeProperties, StopsAtEndOfSequence) {

@@ -30,7 +30,7 @@ namespace {
 
 using test::tiny;
 
-const std::vector<decode_request>& requests = test::two_requests();
+const std::vector<decode_request>& stop_requests = test::two_requests();
 
 diffusion_settings layout() {
   diffusion_settings s;
@@ -68,7 +68,7 @@ TEST(StopCriteria, ValidateNamesTheProblem) {
 
 TEST(StopCriteria, AStopTokenEndsTheSequenceAtItsBlock) {
   const diffusion_settings plain = layout();
-  const decode_output full = diffusion_decoder<cpu_backend>(tiny(), plain).generate(requests);
+  const decode_output full = diffusion_decoder<cpu_backend>(tiny(), plain).generate(stop_requests);
   // The most frequent generated token of the first sequence becomes a stop token.
   const sequence_output& f0 = full.sequences[0];
   std::vector<std::int32_t> generated(f0.canvas.begin() + f0.prompt_length, f0.canvas.end());
@@ -81,9 +81,9 @@ TEST(StopCriteria, AStopTokenEndsTheSequenceAtItsBlock) {
   }
   diffusion_settings s = plain;
   s.stop.token_ids = {stop};
-  const decode_output got = diffusion_decoder<cpu_backend>(tiny(), s).generate(requests);
+  const decode_output got = diffusion_decoder<cpu_backend>(tiny(), s).generate(stop_requests);
   const std::int32_t eos = std::int32_t(tiny().config().eos_token_id);
-  for (std::size_t q = 0; q < requests.size(); ++q) {
+  for (std::size_t q = 0; q < stop_requests.size(); ++q) {
     const sequence_output& a = full.sequences[q];
     const sequence_output& b = got.sequences[q];
     const int block = first_block_with(a, stop, 8);
@@ -103,15 +103,15 @@ TEST(StopCriteria, AStopTokenEndsTheSequenceAtItsBlock) {
   }
   EXPECT_EQ(got.sequences[0].stop, stop_reason::stop_token);
   // The resident decoder stops at the same blocks.
-  const decode_output resident = resident_decoder<cpu_backend>(tiny(), s).generate(requests);
-  for (std::size_t q = 0; q < requests.size(); ++q) {
+  const decode_output resident = resident_decoder<cpu_backend>(tiny(), s).generate(stop_requests);
+  for (std::size_t q = 0; q < stop_requests.size(); ++q) {
     EXPECT_EQ(resident.sequences[q].canvas, got.sequences[q].canvas) << q;
     EXPECT_EQ(resident.sequences[q].stop, got.sequences[q].stop) << q;
   }
 }
 
 TEST(StopCriteria, AStopStringEndsTheSequenceWhereTheTextCompletesIt) {
-  const decode_output full = diffusion_decoder<cpu_backend>(tiny(), layout()).generate({requests[0]});
+  const decode_output full = diffusion_decoder<cpu_backend>(tiny(), layout()).generate({stop_requests[0]});
   const sequence_output& a = full.sequences[0];
   // The text of the generated tokens of the second block's first two positions.
   const std::size_t at = std::size_t(a.prompt_length + 8);
@@ -119,7 +119,7 @@ TEST(StopCriteria, AStopStringEndsTheSequenceWhereTheTextCompletesIt) {
   diffusion_settings s = layout();
   s.stop.strings = {needle};
   s.stop.text = as_text;
-  const decode_output got = diffusion_decoder<cpu_backend>(tiny(), s).generate({requests[0]});
+  const decode_output got = diffusion_decoder<cpu_backend>(tiny(), s).generate({stop_requests[0]});
   const sequence_output& b = got.sequences[0];
   // The string appears first in block 0 or 1, so decoding ends there.
   const std::string first_two_blocks =
@@ -134,7 +134,7 @@ TEST(StopCriteria, AStopStringEndsTheSequenceWhereTheTextCompletesIt) {
 TEST(StopCriteria, AnExpiredTimeLimitStopsBeforeTheFirstModelCall) {
   diffusion_settings s = layout();
   s.stop.time_limit = 1e-12;
-  const decode_output d = diffusion_decoder<cpu_backend>(tiny(), s).generate(requests);
+  const decode_output d = diffusion_decoder<cpu_backend>(tiny(), s).generate(stop_requests);
   EXPECT_EQ(d.forwards, 0);
   const std::int32_t mask = std::int32_t(tiny().config().mask_token_id);
   for (const sequence_output& out : d.sequences) {
@@ -145,7 +145,7 @@ TEST(StopCriteria, AnExpiredTimeLimitStopsBeforeTheFirstModelCall) {
   ar_settings a;
   a.max_new_tokens = 8;
   a.stop.time_limit = 1e-12;
-  const decode_output r = ar_decoder<cpu_backend>(tiny(), a).generate(requests);
+  const decode_output r = ar_decoder<cpu_backend>(tiny(), a).generate(stop_requests);
   for (const sequence_output& out : r.sequences) {
     EXPECT_EQ(out.stop, stop_reason::time_limit);
     EXPECT_EQ(out.canvas.size(), std::size_t(out.prompt_length));  // the prefill ran, nothing was generated
@@ -167,7 +167,7 @@ decode_output cancel_at(Decoder& decoder, cancel_token token, std::int32_t at, s
     cv.notify_all();
   });
   steps_seen = 0;
-  const decode_output out = decoder.generate(requests, [&](const decode_event& e) {
+  const decode_output out = decoder.generate(stop_requests, [&](const decode_event& e) {
     if (e.sequence != 0) return;
     if (steps_seen++ != at) return;
     std::unique_lock<std::mutex> lock(m);
@@ -181,14 +181,14 @@ decode_output cancel_at(Decoder& decoder, cancel_token token, std::int32_t at, s
 
 TEST(StopCriteria, CancellingFromAnotherThreadReturnsWhatWasCommitted) {
   diffusion_settings s = layout();
-  const decode_output full = diffusion_decoder<cpu_backend>(tiny(), s).generate(requests);
+  const decode_output full = diffusion_decoder<cpu_backend>(tiny(), s).generate(stop_requests);
   diffusion_decoder<cpu_backend> decoder(tiny(), s);
   std::int32_t seen = 0;
   const decode_output got = cancel_at(decoder, s.stop.cancel, 5, seen);
   EXPECT_EQ(seen, 6);           // the step in flight finished, no other began
   EXPECT_EQ(got.forwards, 6);
   const std::int32_t mask = std::int32_t(tiny().config().mask_token_id);
-  for (std::size_t q = 0; q < requests.size(); ++q) {
+  for (std::size_t q = 0; q < stop_requests.size(); ++q) {
     const sequence_output& a = full.sequences[q];
     const sequence_output& b = got.sequences[q];
     EXPECT_EQ(b.stop, stop_reason::cancelled);
@@ -199,7 +199,7 @@ TEST(StopCriteria, CancellingFromAnotherThreadReturnsWhatWasCommitted) {
   }
   // The token is shared: reset it and the decoder runs to the end again.
   s.stop.cancel.reset();
-  const decode_output again = decoder.generate(requests);
+  const decode_output again = decoder.generate(stop_requests);
   EXPECT_EQ(again.sequences[0].canvas, full.sequences[0].canvas);
 
   ar_settings a;
@@ -218,11 +218,11 @@ TEST(StopCriteria, AutoregressiveStopTokensAndStrings) {
   ar_settings a;
   a.max_new_tokens = 12;
   a.stop_at_eos = false;
-  const decode_output full = ar_decoder<cpu_backend>(tiny(), a).generate(requests);
+  const decode_output full = ar_decoder<cpu_backend>(tiny(), a).generate(stop_requests);
   const sequence_output& f = full.sequences[0];
   const std::int32_t third = f.canvas[std::size_t(f.prompt_length + 2)];
   a.stop.token_ids = {third};
-  const decode_output got = ar_decoder<cpu_backend>(tiny(), a).generate({requests[0]});
+  const decode_output got = ar_decoder<cpu_backend>(tiny(), a).generate({stop_requests[0]});
   const sequence_output& g = got.sequences[0];
   EXPECT_EQ(g.stop, stop_reason::stop_token);
   const auto first = std::find(f.canvas.begin() + f.prompt_length, f.canvas.end(), third);
@@ -230,7 +230,7 @@ TEST(StopCriteria, AutoregressiveStopTokensAndStrings) {
   a.stop.token_ids.clear();
   a.stop.strings = {std::to_string(third) + " "};
   a.stop.text = as_text;
-  const decode_output by_string = ar_decoder<cpu_backend>(tiny(), a).generate({requests[0]});
+  const decode_output by_string = ar_decoder<cpu_backend>(tiny(), a).generate({stop_requests[0]});
   EXPECT_EQ(by_string.sequences[0].stop, stop_reason::stop_string);
   EXPECT_LE(by_string.sequences[0].canvas.size(), g.canvas.size());
 }
@@ -258,7 +258,7 @@ std::int32_t most_frequent(const decode_output& full) {
 
 TEST(StopCriteria, EveryStopIdOfTheModelsConfigStopsDecoding) {
   const diffusion_settings plain = layout();
-  const decode_output full = diffusion_decoder<cpu_backend>(tiny(), plain).generate(requests);
+  const decode_output full = diffusion_decoder<cpu_backend>(tiny(), plain).generate(stop_requests);
   const std::int32_t stop = most_frequent(full);
   const std::int64_t eos = tiny().config().eos_token_id;
   test::scratch_dir dir;
@@ -267,15 +267,15 @@ TEST(StopCriteria, EveryStopIdOfTheModelsConfigStopsDecoding) {
 
   diffusion_settings explicit_stop = plain;  // the same stop given by hand, on the original model
   explicit_stop.stop.token_ids = {stop};
-  const decode_output want = diffusion_decoder<cpu_backend>(tiny(), explicit_stop).generate(requests);
+  const decode_output want = diffusion_decoder<cpu_backend>(tiny(), explicit_stop).generate(stop_requests);
   ASSERT_EQ(want.sequences[0].stop, stop_reason::stop_token);
   diffusion_settings s = plain;
   s.stop_at_eos = true;
   explicit_stop.stop_at_eos = true;
-  const decode_output want_eos = diffusion_decoder<cpu_backend>(tiny(), explicit_stop).generate(requests);
-  const decode_output got = diffusion_decoder<cpu_backend>(model, s).generate(requests);
-  const decode_output resident = resident_decoder<cpu_backend>(model, s).generate(requests);
-  for (std::size_t q = 0; q < requests.size(); ++q) {
+  const decode_output want_eos = diffusion_decoder<cpu_backend>(tiny(), explicit_stop).generate(stop_requests);
+  const decode_output got = diffusion_decoder<cpu_backend>(model, s).generate(stop_requests);
+  const decode_output resident = resident_decoder<cpu_backend>(model, s).generate(stop_requests);
+  for (std::size_t q = 0; q < stop_requests.size(); ++q) {
     EXPECT_EQ(got.sequences[q].canvas, want_eos.sequences[q].canvas) << q;
     EXPECT_EQ(got.sequences[q].stop, want_eos.sequences[q].stop) << q;
     EXPECT_EQ(resident.sequences[q].canvas, want_eos.sequences[q].canvas) << q;
@@ -283,7 +283,7 @@ TEST(StopCriteria, EveryStopIdOfTheModelsConfigStopsDecoding) {
   EXPECT_EQ(got.sequences[0].stop, stop_reason::stop_token);
   // Without stop_at_eos, or with an eos id given by hand, the config's list does not apply.
   s.stop_at_eos = false;
-  EXPECT_EQ(diffusion_decoder<cpu_backend>(model, s).generate(requests).sequences[0].canvas, full.sequences[0].canvas);
+  EXPECT_EQ(diffusion_decoder<cpu_backend>(model, s).generate(stop_requests).sequences[0].canvas, full.sequences[0].canvas);
   s.stop_at_eos = true;
   s.eos_token_id = std::int32_t(eos);
   EXPECT_EQ(diffusion_decoder<cpu_backend>(model, s).settings().stop.token_ids, std::vector<std::int32_t>{});
@@ -292,12 +292,12 @@ TEST(StopCriteria, EveryStopIdOfTheModelsConfigStopsDecoding) {
   ar_settings a;
   a.max_new_tokens = 12;
   a.stop_at_eos = false;
-  const sequence_output f = ar_decoder<cpu_backend>(tiny(), a).generate({requests[0]}).sequences[0];
+  const sequence_output f = ar_decoder<cpu_backend>(tiny(), a).generate({stop_requests[0]}).sequences[0];
   const std::int32_t third = f.canvas[std::size_t(f.prompt_length + 2)];
   test::scratch_dir dir2;
   const transformer_model ar_model = transformer_model::load(with_generation_config(dir2, third));
   a.stop_at_eos = true;
-  const sequence_output g = ar_decoder<cpu_backend>(ar_model, a).generate({requests[0]}).sequences[0];
+  const sequence_output g = ar_decoder<cpu_backend>(ar_model, a).generate({stop_requests[0]}).sequences[0];
   EXPECT_EQ(g.stop, stop_reason::stop_token);
   const auto first = std::find(f.canvas.begin() + f.prompt_length, f.canvas.end(), third);
   EXPECT_EQ(g.canvas, std::vector<std::int32_t>(f.canvas.begin(), first + 1));

@@ -26,10 +26,10 @@ namespace {
 using unmask::bpe_tokenizer;
 using unmask::split_pattern;
 using json = nlohmann::json;
-using pieces = std::vector<std::string>;
+using piece_list = std::vector<std::string>;
 
-pieces split(split_pattern p, const std::string& text) {
-  pieces out;
+piece_list split(split_pattern p, const std::string& text) {
+  piece_list out;
   for (std::string_view v : unmask::pattern_split(p, text)) out.emplace_back(v);
   return out;
 }
@@ -50,24 +50,24 @@ TEST(SplitPretokenizer, RecognisesThePublishedPatterns) {
 // One case per alternative of the pattern, worked out by hand from the regex.
 TEST(SplitPretokenizer, EachAlternative) {
   const split_pattern q = split_pattern::qwen2, l = split_pattern::llama3;
-  EXPECT_EQ(split(q, "IT'S you'Re"), (pieces{"IT", "'S", " you", "'Re"}));
-  EXPECT_EQ(split(q, "(word .com"), (pieces{"(word", " .", "com"}));  // " ." is alternative 4's
-  EXPECT_EQ(split(q, "x.com"), (pieces{"x", ".com"}));
-  EXPECT_EQ(split(q, "\tword"), (pieces{"\tword"}));
-  EXPECT_EQ(split(q, "12345"), (pieces{"1", "2", "3", "4", "5"}));
-  EXPECT_EQ(split(l, "12345"), (pieces{"123", "45"}));
-  EXPECT_EQ(split(l, " 1234567"), (pieces{" ", "123", "456", "7"}));
-  EXPECT_EQ(split(q, "a...\n\nb"), (pieces{"a", "...\n\n", "b"}));
-  EXPECT_EQ(split(q, " !?"), (pieces{" !?"}));
-  EXPECT_EQ(split(q, "x  \n  y"), (pieces{"x", "  \n", " ", " y"}));
-  EXPECT_EQ(split(q, "a\n\n\nb"), (pieces{"a", "\n\n\n", "b"}));
-  EXPECT_EQ(split(q, "a   b"), (pieces{"a", "  ", " b"}));
-  EXPECT_EQ(split(q, "end  "), (pieces{"end", "  "}));
-  EXPECT_EQ(split(q, "a\t1"), (pieces{"a", "\t", "1"}));
-  EXPECT_EQ(split(q, "\n\nword"), (pieces{"\n\n", "word"}));
-  EXPECT_EQ(split(q, ""), (pieces{}));
+  EXPECT_EQ(split(q, "IT'S you'Re"), (piece_list{"IT", "'S", " you", "'Re"}));
+  EXPECT_EQ(split(q, "(word .com"), (piece_list{"(word", " .", "com"}));  // " ." is alternative 4's
+  EXPECT_EQ(split(q, "x.com"), (piece_list{"x", ".com"}));
+  EXPECT_EQ(split(q, "\tword"), (piece_list{"\tword"}));
+  EXPECT_EQ(split(q, "12345"), (piece_list{"1", "2", "3", "4", "5"}));
+  EXPECT_EQ(split(l, "12345"), (piece_list{"123", "45"}));
+  EXPECT_EQ(split(l, " 1234567"), (piece_list{" ", "123", "456", "7"}));
+  EXPECT_EQ(split(q, "a...\n\nb"), (piece_list{"a", "...\n\n", "b"}));
+  EXPECT_EQ(split(q, " !?"), (piece_list{" !?"}));
+  EXPECT_EQ(split(q, "x  \n  y"), (piece_list{"x", "  \n", " ", " y"}));
+  EXPECT_EQ(split(q, "a\n\n\nb"), (piece_list{"a", "\n\n\n", "b"}));
+  EXPECT_EQ(split(q, "a   b"), (piece_list{"a", "  ", " b"}));
+  EXPECT_EQ(split(q, "end  "), (piece_list{"end", "  "}));
+  EXPECT_EQ(split(q, "a\t1"), (piece_list{"a", "\t", "1"}));
+  EXPECT_EQ(split(q, "\n\nword"), (piece_list{"\n\n", "word"}));
+  EXPECT_EQ(split(q, ""), (piece_list{}));
   // Apostrophes that are not contractions: an "other" character before a word.
-  EXPECT_EQ(split(q, "'tis 'x"), (pieces{"'t", "is", " '", "x"}));
+  EXPECT_EQ(split(q, "'tis 'x"), (piece_list{"'t", "is", " '", "x"}));
   const std::string text = "Ünïcödé 太初有道 \u00a0x 😀😀\r\n";
   std::string joined;
   for (const std::string& p : split(q, text)) joined += p;

@@ -276,7 +276,7 @@ class cuda_backend_of {
   template <class Step>
   void run_step(Step&& step, std::uint64_t owner, std::uint64_t shape) const {
     state& s = *state_;
-    if (!s.options.graphs || s.options.synchronous || s.graphs_failed) return step();
+    if (!s.options.graphs || s.options.synchronous || !s.graph_failure.empty()) return step();
     if (owner != s.graph_owner || shape != s.graph_shape) {
       s.graph_owner = owner;
       s.graph_shape = shape;
@@ -290,8 +290,7 @@ class cuda_backend_of {
         graph->capture(step);
       } catch (const device_error& e) {
         if (s.options.graph_failure_throws) throw;
-        s.graphs_failed = true;
-        s.graph_failure = e.what();
+        s.graph_failure = e.what();  // (never empty: it names the failing call)
         return step();
       }
       s.graph = std::move(graph);
@@ -322,8 +321,7 @@ class cuda_backend_of {
     std::uint64_t graph_owner = 0;
     std::uint64_t graph_shape = 0;
     int graph_seen = 0;
-    bool graphs_failed = false;
-    std::string graph_failure;
+    std::string graph_failure;  // non-empty: graphs are off (run_step)
 
     state() = default;
     state(const state&) = delete;

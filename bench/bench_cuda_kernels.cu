@@ -678,11 +678,15 @@ void bench_embedding(bench& b, std::int64_t rows) {
 // sequence at positions q_offset.., against kv_len keys. FLOPs: 4 * head_dim
 // per (query row, visible key, head), q k^T and p v at 2 per multiply-add,
 // summed over the rows' visible keys (mask.key_end), times batch. Bytes: q,
-// k, v and out once each.
+// k, v and out once each. Two rows per shape: "attention", the kernel
+// cu::attention picks (tensor cores on sm_80+, key splits for few queries,
+// with the workspace the backend gives it), and "attention fp32 units", the
+// reference kernel it replaced (cu::attention_reference), for the ratio.
 void bench_attention(bench& b, const char* what_kind, std::int64_t batch, std::int64_t q_len, std::int64_t kv_len,
-                     std::int32_t q_offset, unmask::attention_mask mask, bool extents) {
+                     std::int32_t q_offset, unmask::attention_mask mask, bool extents, bool reference) {
   const std::string shape = concat(what_kind, " batch=", batch);
-  if (!b.wanted("attention", shape)) return;
+  const char* kernel = reference ? "attention fp32 units" : "attention";
+  if (!b.wanted(kernel, shape)) return;
   unmask::attention_shape s;
   s.batch = batch;
   s.q_len = q_len;
@@ -695,6 +699,8 @@ void bench_attention(bench& b, const char* what_kind, std::int64_t batch, std::i
   const std::size_t kv_bytes = bytes_of<bfloat16>(batch * kv_len * s.kv_heads * head_dim);
   const int q = l.rotated(q_bytes), k = l.rotated(kv_bytes), v = l.rotated(kv_bytes), out = l.rotated(q_bytes);
   const int offsets = l.shared(bytes_of<std::int32_t>(batch)), lengths = l.shared(bytes_of<std::int32_t>(batch));
+  const std::size_t workspace_bytes = cu::attention_workspace_bytes<bfloat16>(s);
+  const int workspace = l.shared(std::max<std::size_t>(workspace_bytes, 16));
   b.place(l);
   for (const int id : {q, k, v}) fill_uniform(l.at<bfloat16>(id), l.span<bfloat16>(id), -1.0f, 1.0f, b.stream());
   unmask::attention_extents e;
@@ -709,13 +715,17 @@ void bench_attention(bench& b, const char* what_kind, std::int64_t batch, std::i
   const std::string what = concat("attention (", shape, ")");
   const measurement m = b.time(
       [&](int set) {
-        check(cu::attention(l.at<const bfloat16>(q, set), l.at<const bfloat16>(k, set), l.at<const bfloat16>(v, set),
-                            l.at<bfloat16>(out, set), s, e, mask, b.stream()),
+        const bfloat16 *q_at = l.at<const bfloat16>(q, set), *k_at = l.at<const bfloat16>(k, set),
+                       *v_at = l.at<const bfloat16>(v, set);
+        bfloat16* out_at = l.at<bfloat16>(out, set);
+        check(reference ? cu::attention_reference(q_at, k_at, v_at, out_at, s, e, mask, b.stream())
+                        : cu::attention(q_at, k_at, v_at, out_at, s, e, mask, l.at<unsigned char>(workspace),
+                                        workspace_bytes, b.stream()),
               what);
       },
       l.sets());
   const double flops = 4.0 * double(head_dim) * double(n_heads) * visible * double(batch);
-  b.add({"attention", shape, "bf16", m, l.sets(), double(2 * q_bytes + 2 * kv_bytes), flops});
+  b.add({kernel, shape, "bf16", m, l.sets(), double(2 * q_bytes + 2 * kv_bytes), flops});
 }
 
 // y (rows, n) = x (rows, k) w^T through the cuBLASLt engine, bf16 inputs,
@@ -833,10 +843,16 @@ void run_all(bench& b) {
   bench_embedding(b, 1024);
 
   using unmask::attention_mask;
-  bench_attention(b, "full 1024 canvas", 1, 1024, 1024, 0, attention_mask::full(), false);
-  if (full) bench_attention(b, "full 1024 canvas", 8, 1024, 1024, 0, attention_mask::full(), false);
-  bench_attention(b, "block 32 q x 1024 cached keys", 8, 32, 1024, 1024 - 32, attention_mask::full(), true);
-  bench_attention(b, "causal 1024", 1, 1024, 1024, 0, attention_mask::causal(), false);
+  for (const bool reference : {false, true}) {
+    bench_attention(b, "full 512 canvas", 1, 512, 512, 0, attention_mask::full(), false, reference);
+    bench_attention(b, "full 1024 canvas", 1, 1024, 1024, 0, attention_mask::full(), false, reference);
+    if (full) bench_attention(b, "full 1024 canvas", 8, 1024, 1024, 0, attention_mask::full(), false, reference);
+    bench_attention(b, "block 32 q x 1024 cached keys", 8, 32, 1024, 1024 - 32, attention_mask::full(), true,
+                    reference);
+    bench_attention(b, "causal 1024", 1, 1024, 1024, 0, attention_mask::causal(), false, reference);
+    bench_attention(b, "decode 1 q x 4096 cached keys", 1, 1, 4096, 4095, attention_mask::causal(), true, reference);
+    bench_attention(b, "decode 1 q x 4096 cached keys", 8, 1, 4096, 4095, attention_mask::causal(), true, reference);
+  }
 
   for (const std::int64_t r : full ? shapes{1, 32, 256, 1024} : shapes{1, 32, 1024}) {
     bench_gemm<bfloat16>(b, "qkvo", r, d_model, d_model);

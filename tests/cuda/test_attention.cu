@@ -1,5 +1,6 @@
-// Fused attention (unmask/cuda/attention.hpp) against unmask::cpu::attention
-// on the same q, k, v values widened to float.
+// The fp32-unit attention kernel (unmask/cuda/attention_reference.hpp)
+// against unmask::cpu::attention on the same q, k, v values widened to float
+// (the cases: tests/cuda/attention_cases.hpp).
 //
 // Host tests, which run everywhere: the launcher rejects bad sizes, masks and
 // null pointers before any CUDA call; the row geometry (positions, key_end,
@@ -30,6 +31,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cuda/attention_cases.hpp"
 #include "cuda/buffers.hpp"
 #include "cuda/device.hpp"
 #include "unmask/cpu/attention.hpp"
@@ -38,176 +40,7 @@
 namespace unmask {
 namespace {
 
-using test::device_array;
-
-// ---- the cases ---------------------------------------------------------------
-
-struct attention_case {
-  std::string name;
-  attention_shape s;
-  attention_mask mask = attention_mask::full();
-  std::vector<std::int32_t> q_offsets, q_lengths, kv_lengths, kv_slots, mask_origins;  // empty: null
-  std::int64_t slots = 0;    // K/V sequences in the buffers; 0: batch
-  bool misaligned = false;   // buffers one element past a 16-byte boundary
-  bool zero_rows = false;    // the case must contain rows that produce zeros
-};
-
-attention_shape shape(std::int64_t batch, std::int64_t q_len, std::int64_t kv_capacity, std::int64_t heads,
-                      std::int64_t kv_heads, std::int64_t head_dim) {
-  attention_shape s;
-  s.batch = batch;
-  s.q_len = q_len;
-  s.kv_capacity = kv_capacity;
-  s.heads = heads;
-  s.kv_heads = kv_heads;
-  s.head_dim = head_dim;
-  return s;
-}
-
-std::vector<attention_case> all_cases() {
-  std::vector<attention_case> cases;
-  auto add = [&](std::string name, attention_shape s, attention_mask mask) -> attention_case& {
-    attention_case c;
-    c.name = std::move(name);
-    c.s = s;
-    c.mask = mask;
-    cases.push_back(c);
-    return cases.back();
-  };
-  add("full", shape(2, 16, 16, 4, 4, 64), attention_mask::full());
-  add("causal", shape(2, 33, 33, 2, 2, 64), attention_mask::causal());
-  add("block_causal_3", shape(3, 29, 29, 2, 2, 32), attention_mask::block_causal(3)).mask_origins = {5, 0, 11};
-  add("block_causal_16", shape(2, 64, 64, 2, 2, 128), attention_mask::block_causal(16)).mask_origins = {7, 20};
-  add("gqa_8_on_2", shape(2, 20, 20, 8, 2, 64), attention_mask::causal());
-  add("gqa_8_on_1", shape(2, 19, 19, 8, 1, 40), attention_mask::full());
-  {
-    // 7 queries at offsets 20 and 29 against 40 and 36 cached keys.
-    attention_case& added = add("cache_full", shape(2, 7, 40, 4, 2, 64), attention_mask::full());
-    added.q_offsets = {20, 29};
-    added.kv_lengths = {40, 36};
-    const attention_case c = added;  // a copy: push_back below may move `added`
-    attention_case causal = c;
-    causal.name = "cache_causal";
-    causal.mask = attention_mask::causal();
-    cases.push_back(causal);
-    attention_case block = c;
-    block.name = "cache_block_causal_8";
-    block.mask = attention_mask::block_causal(8);
-    block.mask_origins = {16, 4};
-    cases.push_back(block);
-  }
-  {
-    attention_case& c = add("kv_slots_permuted", shape(3, 12, 12, 2, 2, 64), attention_mask::causal());
-    c.slots = 4;
-    c.kv_slots = {2, 0, 3};
-  }
-  {
-    attention_case& c = add("q_lengths_padding", shape(3, 12, 12, 4, 2, 64), attention_mask::full());
-    c.q_lengths = {10, 3, 0};
-    c.kv_lengths = {12, 5, 9};
-    c.zero_rows = true;
-  }
-  {
-    attention_case& c = add("odd_37x101_hd40", shape(2, 37, 101, 4, 2, 40), attention_mask::block_causal(16));
-    c.q_offsets = {64, 50};
-    c.kv_lengths = {101, 87};
-    c.mask_origins = {30, 0};
-  }
-  add("odd_37x101_hd64", shape(1, 37, 101, 2, 1, 64), attention_mask::causal()).q_offsets = {64};
-  add("odd_37x101_hd128", shape(1, 37, 101, 4, 4, 128), attention_mask::full()).kv_lengths = {99};
-  add("many_keys_hd128", shape(1, 33, 300, 2, 2, 128), attention_mask::full());
-  add("head_dim_256", shape(1, 20, 50, 2, 2, 256), attention_mask::causal()).q_offsets = {30};
-  add("head_dim_200", shape(1, 10, 70, 2, 2, 200), attention_mask::full());
-  add("head_dim_33", shape(1, 10, 45, 2, 2, 33), attention_mask::full());
-  add("head_dim_24", shape(1, 17, 17, 2, 2, 24), attention_mask::causal());
-  add("head_dim_2", shape(2, 9, 9, 3, 1, 2), attention_mask::full());
-  {
-    // Sequence 0: rows 0-2 sit before position 0 (causal: no key); sequence
-    // 1 has no keys at all; sequence 2 has 3 padding rows.
-    attention_case& c = add("rows_without_keys", shape(3, 8, 8, 2, 2, 64), attention_mask::causal());
-    c.q_offsets = {-3, 0, 0};
-    c.kv_lengths = {8, 0, 8};
-    c.q_lengths = {8, 8, 5};
-    c.zero_rows = true;
-  }
-  add("misaligned_hd64", shape(2, 16, 16, 2, 2, 64), attention_mask::causal()).misaligned = true;
-  add("misaligned_hd40", shape(1, 21, 30, 4, 2, 40), attention_mask::full()).misaligned = true;
-  return cases;
-}
-
-const std::int32_t* or_null(const std::vector<std::int32_t>& v) { return v.empty() ? nullptr : v.data(); }
-
-attention_extents host_extents(const attention_case& c) {
-  attention_extents e;
-  e.q_offsets = or_null(c.q_offsets);
-  e.q_lengths = or_null(c.q_lengths);
-  e.kv_lengths = or_null(c.kv_lengths);
-  e.kv_slots = or_null(c.kv_slots);
-  e.mask_origins = or_null(c.mask_origins);
-  return e;
-}
-
-std::int64_t slots_of(const attention_case& c) { return c.slots > 0 ? c.slots : c.s.batch; }
-std::size_t q_elements(const attention_case& c) {
-  return std::size_t(c.s.batch * c.s.q_len * c.s.heads * c.s.head_dim);
-}
-std::size_t kv_elements(const attention_case& c) {
-  return std::size_t(slots_of(c) * c.s.kv_capacity * c.s.kv_heads * c.s.head_dim);
-}
-
-// Whether (sequence b, query row i) must be all zeros, from the mask directly.
-bool zero_row(const attention_case& c, std::int64_t b, std::int64_t i) {
-  const std::int64_t q_length = c.q_lengths.empty() ? c.s.q_len : c.q_lengths[std::size_t(b)];
-  if (i >= q_length) return true;
-  const std::int64_t kv_length = c.kv_lengths.empty() ? c.s.kv_capacity : c.kv_lengths[std::size_t(b)];
-  const std::int64_t position = (c.q_offsets.empty() ? 0 : c.q_offsets[std::size_t(b)]) + i;
-  const std::int64_t origin = c.mask_origins.empty() ? 0 : c.mask_origins[std::size_t(b)];
-  return c.mask.key_end(position, kv_length, origin) <= 0;
-}
-
-struct case_inputs {
-  std::vector<float> q, k, v, want;
-};
-
-// Random q, k, v of type T and the CPU's attention on them widened to float.
-template <class T>
-case_inputs make_inputs(const attention_case& c, std::uint32_t seed, std::vector<T>& q, std::vector<T>& k,
-                        std::vector<T>& v) {
-  q = test::random_elements<T>(q_elements(c), seed, 1.0f);
-  k = test::random_elements<T>(kv_elements(c), seed + 1, 1.0f);
-  v = test::random_elements<T>(kv_elements(c), seed + 2, 1.0f);
-  case_inputs in{test::widen(q), test::widen(k), test::widen(v), std::vector<float>(q_elements(c))};
-  cpu::attention(in.q.data(), in.k.data(), in.v.data(), in.want.data(), c.s, host_extents(c), c.mask);
-  return in;
-}
-
-// Compares got (widened) with want; `unit` is the output type's rounding unit (0 for float).
-void expect_close(const attention_case& c, const std::vector<float>& got, const std::vector<float>& want,
-                  double unit) {
-  double largest = 0;
-  for (float w : want) largest = std::max(largest, double(std::fabs(w)));
-  const double tolerance = (1e-5 + unit) * largest + 1e-7;
-  const std::int64_t hd = c.s.head_dim;
-  int failures = 0, zeros = 0;
-  for (std::int64_t b = 0; b < c.s.batch; ++b) {
-    for (std::int64_t i = 0; i < c.s.q_len; ++i) {
-      const bool zero = zero_row(c, b, i);
-      zeros += zero;
-      for (std::int64_t h = 0; h < c.s.heads; ++h) {
-        for (std::int64_t d = 0; d < hd && failures < 10; ++d) {
-          const std::size_t at = std::size_t(((b * c.s.q_len + i) * c.s.heads + h) * hd + d);
-          const bool ok = zero ? got[at] == 0.0f : std::fabs(double(got[at]) - double(want[at])) <= tolerance;
-          if (!ok) {
-            ++failures;
-            ADD_FAILURE() << "sequence " << b << " row " << i << " head " << h << " dim " << d << ": " << got[at]
-                          << " vs " << want[at] << (zero ? " (must be zero)" : "") << ", tolerance " << tolerance;
-          }
-        }
-      }
-    }
-  }
-  if (c.zero_rows) EXPECT_GT(zeros, 0) << "the case was meant to have rows that produce zeros";
-}
+using namespace unmask::test;
 
 // ---- host tests ----------------------------------------------------------------
 
@@ -376,63 +209,37 @@ void replay_kernel(const float* q, const float* k, const float* v, float* out, c
 
 TEST(CudaAttentionHost, KernelOrderOfWorkMatchesCpu) {
   std::uint32_t seed = 1000;
-  for (const attention_case& c : all_cases()) {
+  for (const attention_case& c : attention_cases()) {
     SCOPED_TRACE(c.name);
     std::vector<float> q, k, v;
     const case_inputs in = make_inputs<float>(c, seed += 10, q, k, v);
     std::vector<float> got(q_elements(c), NAN);
     replay_kernel(in.q.data(), in.k.data(), in.v.data(), got.data(), c.s, host_extents(c), c.mask);
-    expect_close(c, got, in.want, 0.0);
+    expect_close(c, got, in.want, reference_tolerance(in.want, 0.0));
   }
 }
 
 // ---- device tests ----------------------------------------------------------------
 
 template <class T>
-std::vector<T> with_offset(const std::vector<T>& v, bool misaligned) {
-  std::vector<T> out;
-  if (misaligned) out.push_back(cuda::from_float<T>(0.0f));
-  out.insert(out.end(), v.begin(), v.end());
-  return out;
-}
-
-template <class T>
 void check_case(const attention_case& c, std::uint32_t seed) {
   SCOPED_TRACE(c.name + " " + test::type_name<T>());
   std::vector<T> q, k, v;
   const case_inputs in = make_inputs<T>(c, seed, q, k, v);
-  const std::size_t pad = c.misaligned ? 1 : 0;
-  device_array<T> d_q, d_k, d_v, d_out;
-  UNMASK_CUDA_OK(d_q.upload(with_offset(q, c.misaligned)));
-  UNMASK_CUDA_OK(d_k.upload(with_offset(k, c.misaligned)));
-  UNMASK_CUDA_OK(d_v.upload(with_offset(v, c.misaligned)));
-  UNMASK_CUDA_OK(d_out.allocate(q_elements(c) + pad));
-  UNMASK_CUDA_OK(d_out.poison());
-  device_array<std::int32_t> d_offsets, d_q_lengths, d_kv_lengths, d_slots, d_origins;
-  auto device_or_null = [](device_array<std::int32_t>& d, const std::vector<std::int32_t>& h) -> const std::int32_t* {
-    if (h.empty()) return nullptr;
-    EXPECT_EQ(d.upload(h), cudaSuccess);
-    return d.data;
-  };
-  attention_extents e;
-  e.q_offsets = device_or_null(d_offsets, c.q_offsets);
-  e.q_lengths = device_or_null(d_q_lengths, c.q_lengths);
-  e.kv_lengths = device_or_null(d_kv_lengths, c.kv_lengths);
-  e.kv_slots = device_or_null(d_slots, c.kv_slots);
-  e.mask_origins = device_or_null(d_origins, c.mask_origins);
-  UNMASK_CUDA_OK(cuda::attention<T>(d_q.data + pad, d_k.data + pad, d_v.data + pad, d_out.data + pad, c.s, e, c.mask,
-                                    nullptr));
-  UNMASK_CUDA_OK(cudaDeviceSynchronize());
-  std::vector<T> raw;
-  UNMASK_CUDA_OK(d_out.download(raw));
-  std::vector<float> got(q_elements(c));
-  for (std::size_t i = 0; i < got.size(); ++i) got[i] = to_float(raw[i + pad]);
-  expect_close(c, got, in.want, std::is_same_v<T, float> ? 0.0 : test::rounding_unit<T>());
+  std::vector<float> got;
+  run_on_device(
+      c, q, k, v,
+      [&](const T* dq, const T* dk, const T* dv, T* dout, const attention_extents& e) {
+        return cuda::attention_reference<T>(dq, dk, dv, dout, c.s, e, c.mask, nullptr);
+      },
+      got);
+  if (got.empty()) return;
+  expect_close(c, got, in.want, reference_tolerance(in.want, std::is_same_v<T, float> ? 0.0 : rounding_unit<T>()));
 }
 
 template <class T>
 void check_all_cases(std::uint32_t seed) {
-  for (const attention_case& c : all_cases()) check_case<T>(c, seed += 10);
+  for (const attention_case& c : attention_cases()) check_case<T>(c, seed += 10);
 }
 
 TEST(CudaAttention, MatchesCpuFloat) {

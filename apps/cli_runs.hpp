@@ -177,7 +177,7 @@ run_figures run_diffusion(const generate_options& o, const loaded_model& m,
 #if defined(UNMASK_CLI_CUDA)
   if constexpr (std::is_same_v<Backend, unmask::cuda_backend>) {
     if (!o.visual && o.trace.empty() && settings.mode == unmask::decode_mode::confidence &&
-        settings.cache.mode == unmask::cache_mode::none && settings.cfg_scale == 0.0f) {
+        settings.cfg_scale == 0.0f) {
       unmask::resident_decoder<Backend> decoder(m.model, settings);
       run_figures figures = figures_of("diffusion", decoder.generate(requests_of(prompts, ids)), m);
       if (!decoder.backend().graph_failure().empty())

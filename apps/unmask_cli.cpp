@@ -37,8 +37,8 @@
 // in $UNMASK_MODELS_DIR, the installed share directory, or the source tree.
 // Built with nvcc (target unmask-cuda, executable `unmask-cuda`) the same
 // program takes --device cuda, which runs the model and the decode loops on the
-// GPU (unmask::cuda_backend; without --visual, uncached unguided confidence
-// decoding uses the device-resident loop, unmask::resident_decoder).
+// GPU (unmask::cuda_backend; without --visual, unguided confidence decoding,
+// cached or not, uses the device-resident loop, unmask::resident_decoder).
 #include <sys/resource.h>
 #include <unistd.h>
 

@@ -24,8 +24,9 @@
 //
 // The same program runs on the GPU (bench_decode_cuda, --backend cuda): the
 // floor then uses the device's measured copy bandwidth and bf16 weights, and
-// each uncached setting gets a `resident` row too (the whole step on the
-// device, replayed as a CUDA graph; its agreement is with the stepwise loop).
+// each setting gets a `resident` row too (the whole step on the device,
+// replayed as a CUDA graph, cached or not; its agreement is with the
+// stepwise loop of the same cache mode).
 //
 //   bench_decode [--model DIR] [--ar-model DIR] [--shape 1b|8b] [--gen-length 256] [--threads N]
 //                [--forward-rows 32,64] [--json FILE] [--smoke] [--backend cpu|cuda]
@@ -403,9 +404,15 @@ int main(int argc, char** argv) {
           rows.push_back(r);
         }
         for (unmask::cache_mode m : {unmask::cache_mode::prefix, unmask::cache_mode::dual}) {
-          row r = run_diffusion(tag, threshold ? "threshold" : "top_k", k, m);
+          const row stepwise = run_diffusion(tag, threshold ? "threshold" : "top_k", k, m);
+          row r = stepwise;
           r.agreement = agreement(base, r, prompt.size());
           rows.push_back(r);
+          if (on_gpu) {  // the cached resident loop, agreeing with the stepwise cached one
+            row cached = run_diffusion(tag, threshold ? "threshold" : "top_k", k, m, true);
+            cached.agreement = agreement(stepwise, cached, prompt.size());
+            rows.push_back(cached);
+          }
         }
         std::fprintf(stderr, "  %s done\n", p.c_str());
       }

@@ -606,6 +606,40 @@ TEST(CudaBackend, ResidentDecodingMatchesTheStepwiseLoop) {
   }
 }
 
+// Cached resident decoding on the GPU: each cache mode against the stepwise
+// cached loop, the block's two kinds of step each captured as a graph.
+TEST(CudaBackend, CachedResidentDecodingMatchesTheStepwiseLoop) {
+  UNMASK_REQUIRE_DEVICE();
+  const std::vector<decode_request> requests = prompts();
+  diffusion_settings prefix;
+  prefix.layout = {64, 32, 32};
+  prefix.cache.mode = cache_mode::prefix;
+  diffusion_settings dual = prefix;
+  dual.cache.mode = cache_mode::dual;
+  diffusion_settings dual_threshold = dual;
+  dual_threshold.selection = selection_rule::fast_dllm_threshold(0.9f);
+  diffusion_settings block = prefix;
+  block.attention = attention_mask::block_causal(32);
+  block.cache.mode = cache_mode::block_causal;
+  for (const diffusion_settings& s : {prefix, dual, dual_threshold, block}) {
+    const decode_output stepwise = diffusion_decoder<cuda_backend_f32>(tiny_llada(), s).generate(requests);
+    resident_decoder<cuda_backend_f32> resident(tiny_llada(), s);
+    const decode_output got = resident.generate(requests);
+    // The cached step is replayed from a graph (the first step too where its
+    // shape repeats across blocks).
+    EXPECT_GE(resident.backend().step_graphs(), 1u);
+    std::int64_t same = 0, total = 0;
+    count_equal_tokens(stepwise, got, requests, same, total);
+    if (::testing::Test::HasFatalFailure()) return;
+    if (s.selection.uses_schedule()) EXPECT_EQ(got.forwards, stepwise.forwards);
+    std::printf("  cached resident vs stepwise (%s%s): %lld of %lld tokens equal, %lld vs %lld forwards, %zu graphs\n",
+                to_string(s.cache.mode), s.selection.uses_schedule() ? "" : ", threshold 0.9",
+                static_cast<long long>(same), static_cast<long long>(total), static_cast<long long>(got.forwards),
+                static_cast<long long>(stepwise.forwards), resident.backend().step_graphs());
+    EXPECT_GE(double(same), 0.5 * double(total)) << "cached resident decoding disagrees far beyond near ties";
+  }
+}
+
 // A user's policy types (examples/) on the graphed resident path: the
 // selection kernel instantiated for them decodes what the stepwise loop does.
 TEST(CudaBackend, ResidentDecodingRunsAUserPolicy) {

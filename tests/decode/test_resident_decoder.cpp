@@ -4,10 +4,14 @@
 // forwards and committed counts are equal for every selection rule, count
 // schedule, confidence metric, sampling setting and attention mask it
 // supports, over sequences with different prompt lengths (padding), several
-// blocks, and an end-of-sequence stop. Settings it does not support are
-// refused with a message naming the alternative.
+// blocks, and an end-of-sequence stop; with each K/V cache mode (prefix and
+// dual, refreshed only at a block's start or every few steps, and the
+// block-causal cache) as with none, on the tiny LLaDA-style model and on
+// Dream's shifted logits. Settings it does not support are refused with a
+// message naming the alternative.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -90,15 +94,107 @@ TEST(ResidentDecoder, ShiftedLogitsEqualTheStepwiseLoop) {
   }
 }
 
+// Cached decoding: every cache mode over the confidence policies, refresh
+// intervals, a block-causal cache, an end-of-sequence stop.
+std::vector<resident_case> cached_cases() {
+  std::vector<resident_case> out;
+  for (const resident_case& c : test::confidence_policy_cases())
+    for (const cache_mode mode : {cache_mode::prefix, cache_mode::dual}) {
+      diffusion_settings s = c.settings;
+      s.cache.mode = mode;
+      out.push_back({c.name + "_" + to_string(mode), s});
+    }
+  diffusion_settings s = test::short_layout();
+  s.cache = {cache_mode::dual, 3};
+  out.push_back({"dual_refresh_3", s});
+  s.cache = {cache_mode::prefix, 2};
+  out.push_back({"prefix_refresh_2", s});
+  s = test::short_layout();
+  s.attention = attention_mask::block_causal(s.layout.block_length);
+  s.cache.mode = cache_mode::block_causal;
+  out.push_back({"block_causal_cache", s});
+  s.selection = selection_rule::fast_dllm_threshold(0.09f);
+  out.push_back({"block_causal_cache_threshold", s});
+  // A sequence that stops leaves the batch and the others keep their cache
+  // slots: sampled, with stop tokens that end some sequences in the first
+  // block and not others (80 and 97 for the tiny model, 17 for Dream).
+  s.selection = {};
+  s.sampling.temperature = 1.0f;
+  s.seed = 7;
+  s.stop_at_eos = true;
+  s.eos_token_id = 80;
+  s.stop.add_token_ids({17, 97});
+  out.push_back({"block_causal_cache_eos_stop", s});
+  s.attention = attention_mask::full();
+  s.cache.mode = cache_mode::dual;
+  out.push_back({"dual_eos_stop", s});
+  return out;
+}
+
+void expect_same_decoding(const decode_output& got, const decode_output& expected, const std::string& what) {
+  ASSERT_EQ(got.sequences.size(), expected.sequences.size()) << what;
+  for (std::size_t q = 0; q < got.sequences.size(); ++q) {
+    EXPECT_EQ(got.sequences[q].canvas, expected.sequences[q].canvas) << what << ", sequence " << q;
+    EXPECT_EQ(got.sequences[q].forwards, expected.sequences[q].forwards) << what << ", sequence " << q;
+    EXPECT_EQ(got.sequences[q].committed, expected.sequences[q].committed) << what << ", sequence " << q;
+    EXPECT_EQ(got.sequences[q].stopped_at_eos, expected.sequences[q].stopped_at_eos) << what << ", sequence " << q;
+  }
+  EXPECT_EQ(got.forwards, expected.forwards) << what;
+  EXPECT_EQ(got.committed, expected.committed) << what;
+}
+
+class ResidentCachedDecoder : public ::testing::TestWithParam<resident_case> {};
+
+TEST_P(ResidentCachedDecoder, EqualsTheStepwiseCachedLoop) {
+  static const transformer_model dream = transformer_model::load(test::data_dir() + "/tiny_dream");
+  const diffusion_settings& s = GetParam().settings;
+  for (const transformer_model* model : {&tiny(), &dream}) {
+    const std::string what = model == &dream ? "Dream" : "tiny";
+    const decode_output expected = diffusion_decoder<cpu_backend>(*model, s).generate(resident_requests);
+    resident_decoder<cpu_backend> resident(*model, s);
+    for (int run = 0; run < 2; ++run)  // reusable: the cache is kept and rewritten before it is read
+      expect_same_decoding(resident.generate(resident_requests), expected, what + " run " + std::to_string(run));
+    if (s.stop_at_eos) {
+      std::int64_t most = 0;  // a sequence stopped before another's last block: the batch shrank
+      for (const sequence_output& q : expected.sequences) most = std::max(most, q.forwards);
+      bool stopped_early = false;
+      for (const sequence_output& q : expected.sequences) stopped_early |= q.stopped_at_eos && q.forwards < most;
+      EXPECT_TRUE(stopped_early) << what << ": no sequence met the end-of-sequence token";
+    }
+    // A batch of fewer, shorter requests after the longer one reuses the larger cache.
+    const std::vector<decode_request> fewer(resident_requests.begin() + 2, resident_requests.end());
+    expect_same_decoding(resident.generate(fewer), diffusion_decoder<cpu_backend>(*model, s).generate(fewer),
+                         what + " fewer requests");
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(CacheModes, ResidentCachedDecoder, ::testing::ValuesIn(cached_cases()),
+                         [](const auto& param) { return param.param.name; });
+
+TEST(ResidentCachedDecoder, CachedStepsRunTheCachedSlice) {
+  // Prefix and dual caches are approximate: if the resident loop fed the
+  // whole canvas every step it would decode what no cache decodes. At least
+  // one policy must tell the two apart, on the resident path as on the stepwise one.
+  int differing = 0;
+  for (const resident_case& c : test::confidence_policy_cases()) {
+    const decode_output uncached = resident_decoder<cpu_backend>(tiny(), c.settings).generate(resident_requests);
+    for (const cache_mode mode : {cache_mode::prefix, cache_mode::dual}) {
+      diffusion_settings s = c.settings;
+      s.cache.mode = mode;
+      const decode_output cached = resident_decoder<cpu_backend>(tiny(), s).generate(resident_requests);
+      for (std::size_t q = 0; q < cached.sequences.size(); ++q)
+        differing += cached.sequences[q].canvas != uncached.sequences[q].canvas;
+    }
+  }
+  EXPECT_GT(differing, 0);
+}
+
 TEST(ResidentDecoderSettings, RefusesWhatItDoesNotRun) {
   diffusion_settings s;
   s.layout = {24, 8, 12};
   s.mode = decode_mode::ancestral;
   expect_error<argument_error>([&] { resident_decoder<cpu_backend>(tiny(), s); }, {"use diffusion_decoder for ancestral"});
   s.mode = decode_mode::confidence;
-  s.cache.mode = cache_mode::prefix;
-  expect_error<argument_error>([&] { resident_decoder<cpu_backend>(tiny(), s); }, {"without a K/V cache"});
-  s.cache.mode = cache_mode::none;
   s.cfg_scale = 1.0f;
   expect_error<argument_error>([&] { resident_decoder<cpu_backend>(tiny(), s); }, {"without guidance"});
   s.cfg_scale = 0.0f;

@@ -136,9 +136,9 @@ struct cpu_backend {
       std::copy(src + b * seq_len * width, src + (b * seq_len + lengths[b]) * width,
                 dst + (std::int64_t(slots[b]) * capacity + offsets[b]) * width);
   }
-  // dst (count, width) = src rows[i].
-  void gather_rows(const float* src, const std::int32_t* rows, std::int64_t count, std::int64_t width,
-                   float* dst) const {
+  // dst (count, width) = src rows[i] (activations, or token ids).
+  template <class T>
+  void gather_rows(const T* src, const std::int32_t* rows, std::int64_t count, std::int64_t width, T* dst) const {
     for (std::int64_t i = 0; i < count; ++i) std::copy(src + rows[i] * width, src + (rows[i] + 1) * width, dst + i * width);
   }
   void swiglu(const float* gate, const float* up, std::int64_t n, float* out) const {

@@ -12,7 +12,8 @@
 // residual stream and K/V caches are `Activation` (bf16 by default; fp32 with
 // cuda_backend_f32, which the end-to-end tests use to compare tokens with the
 // CPU); every kernel accumulates in fp32, GEMMs go through cuBLASLt with fp32
-// accumulation and logits come out in fp32. Token choice runs the fused
+// accumulation, attention runs on tensor cores for 16-bit activations
+// (unmask/cuda/attention.hpp) and logits come out in fp32. Token choice runs the fused
 // vocabulary pass on the device (Dream's top-k / top-p filters included), and
 // only (token, confidence) per masked row crosses to the host; resident
 // decoding keeps even those on the device.
@@ -22,6 +23,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -155,7 +157,15 @@ class cuda_backend_of {
   }
   void attention(const Activation* q, const Activation* k, const Activation* v, Activation* out,
                  const attention_shape& s, const attention_extents& e, attention_mask mask) const {
-    after(cuda::attention(q, k, v, out, s, e, mask, state_->stream),
+    // The key splits of few-query calls need a workspace; growing it moves
+    // it, so the captured step graphs (which would read the old address) are dropped.
+    buffer<unsigned char>& workspace = state_->attention_workspace;
+    const std::size_t bytes = cuda::attention_workspace_bytes<Activation>(s);
+    if (bytes > workspace.size()) {
+      workspace.reserve_at_least(bytes);
+      state_->graphs.clear();
+    }
+    after(cuda::attention(q, k, v, out, s, e, mask, workspace.data(), workspace.size(), state_->stream),
           concat("attention (", to_string(mask.kind), ", batch ", s.batch, ", ", s.q_len, " queries, ",
                  s.kv_capacity, " keys)"));
   }
@@ -264,11 +274,14 @@ class cuda_backend_of {
                         std::int64_t n, std::int32_t* remaining) const {
     after(cuda::resident_advance(seqs, selection, committed, n, remaining, state_->stream), "resident advance");
   }
-  // Runs one step: eagerly the first time a shape (key) is seen, which
-  // builds GEMM plans and loads the kernels; captured as a CUDA graph the
-  // second time and replayed from then on (options.graphs off: always eager).
-  // `owner` (a number unique to the calling object) and `shape` identify the buffers and sizes
-  // the step uses: a graph replays only for the same pair. A capture that
+  // Runs one step: eagerly the first time a (owner, shape) pair is seen,
+  // which builds GEMM plans and loads the kernels; captured as a CUDA graph
+  // the second time and replayed from then on (options.graphs off: always
+  // eager). `owner` (a number unique to the calling object) and `shape`
+  // identify the buffers and sizes the step uses: a graph replays only for
+  // the same pair, so a caller keys every address its step reads into
+  // `shape`. The last few pairs keep their graphs (a cached block alternates
+  // two kinds of step); older ones are dropped. A capture that
   // fails (an operation that cannot be captured) turns graphs off for this
   // backend and runs the step eagerly instead; graph_failure() then says
   // why (the program prints it as a warning), and
@@ -277,32 +290,60 @@ class cuda_backend_of {
   void run_step(Step&& step, std::uint64_t owner, std::uint64_t shape) const {
     state& s = *state_;
     if (!s.options.graphs || s.options.synchronous || !s.graph_failure.empty()) return step();
-    if (owner != s.graph_owner || shape != s.graph_shape) {
-      s.graph_owner = owner;
-      s.graph_shape = shape;
-      s.graph_seen = 0;
-      s.graph.reset();
+    auto found = std::find_if(s.graphs.begin(), s.graphs.end(),
+                              [&](const captured_step& g) { return g.owner == owner && g.shape == shape; });
+    if (found == s.graphs.end()) {
+      if (s.graphs.size() >= kept_graphs) s.graphs.erase(s.graphs.begin());  // the least recently used
+      s.graphs.push_back({owner, shape, 0, nullptr});
+      found = s.graphs.end() - 1;
+    } else {
+      std::rotate(found, found + 1, s.graphs.end());  // now the most recently used
+      found = s.graphs.end() - 1;
     }
-    if (s.graph_seen++ == 0) return step();
-    if (!s.graph) {
+    if (found->seen++ == 0) return step();
+    if (!found->graph) {
       auto graph = std::make_unique<cuda::step_graph>(s.stream);
       try {
         graph->capture(step);
       } catch (const device_error& e) {
         if (s.options.graph_failure_throws) throw;
         s.graph_failure = e.what();  // (never empty: it names the failing call)
+        s.graphs.clear();
         return step();
       }
-      s.graph = std::move(graph);
+      // (Refound: a step that grew the attention workspace while captured would have cleared the list.)
+      found = std::find_if(s.graphs.begin(), s.graphs.end(),
+                           [&](const captured_step& g) { return g.owner == owner && g.shape == shape; });
+      if (found == s.graphs.end()) {
+        s.graphs.push_back({owner, shape, 2, nullptr});
+        found = s.graphs.end() - 1;
+      }
+      found->graph = std::move(graph);
     }
-    s.graph->replay();
+    found->graph->replay();
   }
-  // Kernels and copies in the captured step graph (0 before a capture).
-  std::size_t step_graph_nodes() const { return state_->graph ? state_->graph->nodes() : 0; }
+  // Kernels and copies in the most recently used captured step graph (0 before a capture).
+  std::size_t step_graph_nodes() const {
+    const auto& graphs = state_->graphs;
+    return !graphs.empty() && graphs.back().graph ? graphs.back().graph->nodes() : 0;
+  }
+  // Captured step graphs kept (at most kept_graphs).
+  std::size_t step_graphs() const {
+    std::size_t count = 0;
+    for (const captured_step& g : state_->graphs) count += g.graph != nullptr;
+    return count;
+  }
+  static constexpr std::size_t kept_graphs = 4;
   // Why step graphs were turned off (the failed capture's error), or empty.
   const std::string& graph_failure() const { return state_->graph_failure; }
 
  private:
+  struct captured_step {
+    std::uint64_t owner;
+    std::uint64_t shape;
+    int seen;
+    std::unique_ptr<cuda::step_graph> graph;
+  };
   struct state {
     cuda_backend_options options;
     cudaStream_t stream = nullptr;
@@ -317,17 +358,15 @@ class cuda_backend_of {
     std::vector<float> host_confidence;
     buffer<std::int32_t> identity;
     buffer<unsigned char> resident_workspace;
-    std::unique_ptr<cuda::step_graph> graph;
-    std::uint64_t graph_owner = 0;
-    std::uint64_t graph_shape = 0;
-    int graph_seen = 0;
+    buffer<unsigned char> attention_workspace;  // key splits of few-query attention
+    std::vector<captured_step> graphs;  // least recently used first
     std::string graph_failure;  // non-empty: graphs are off (run_step)
 
     state() = default;
     state(const state&) = delete;
     state& operator=(const state&) = delete;
     ~state() {
-      graph.reset();
+      graphs.clear();
       weights.clear();  // device memory first, then the stream
       if (stream) cudaStreamDestroy(stream);
     }

@@ -26,7 +26,8 @@
 //                           [, const Processor& logits processor])
 //   resident  resident_sites, propose_tokens, resident_candidates,
 //             select_and_commit (a template over the decoding policy's
-//             types), resident_advance, run_step(step, owner, shape)
+//             types), resident_advance, gather_rows of token ids,
+//             run_step(step, owner, shape)
 //             (unmask/decode/resident_state.hpp has their meaning)
 // The logits processor argument (unmask/policy/logits_processor.hpp; with a
 // confidence metric of one's own, token_rules, unmask/policy/token_rules.hpp)
@@ -133,6 +134,8 @@ UNMASK_BACKEND_TRAIT(has_select_and_commit,
 UNMASK_BACKEND_TRAIT(has_resident_advance,
                      ref<B>().resident_advance(ptr<resident_sequence>(), ptr<const selection_sequence>(),
                                                ptr<const i32>(), i64(1), ptr<i32>()));
+UNMASK_BACKEND_TRAIT(has_token_gather,
+                     ref<B>().gather_rows(ptr<const i32>(), ptr<const i32>(), i64(1), i64(1), ptr<i32>()));
 struct empty_step {
   void operator()() const {}
 };
@@ -187,6 +190,7 @@ constexpr const char* missing_resident_member() {
   if (!t::has_resident_candidates<B>::value) return "resident_candidates";
   if (!t::has_select_and_commit<B>::value) return "select_and_commit";
   if (!t::has_resident_advance<B>::value) return "resident_advance";
+  if (!t::has_token_gather<B>::value) return "gather_rows (of token ids)";
   if (!t::has_run_step<B>::value) return "run_step";
   return nullptr;
 }
@@ -336,6 +340,10 @@ constexpr bool check_resident_backend() {
   static_assert(t::has_resident_advance<B>::value,
                 "backend: needs `void resident_advance(resident_sequence*, const selection_sequence*, const "
                 "std::int32_t* committed, std::int64_t n, std::int32_t* remaining)`");
+  static_assert(t::has_token_gather<B>::value, "backend: needs `void gather_rows(const std::int32_t* src, const "
+                                               "std::int32_t* rows, std::int64_t count, std::int64_t width, "
+                                               "std::int32_t* dst)` (token ids; a template over the element type "
+                                               "serves both)");
   static_assert(t::has_run_step<B>::value, "backend: needs `template <class Step> void run_step(Step&& step, "
                                            "std::uint64_t owner, std::uint64_t shape)`");
   return true;

@@ -285,6 +285,37 @@ Policy policy_from_settings(const diffusion_settings& settings, std::int32_t mod
 // decoding_policy (unmask/policy/decoding_policy.hpp); built from the
 // settings unless one is given. The decoder keeps a reference to the model,
 // which must outlive it (a temporary model does not compile).
+namespace detail {
+
+// Which canvas rows a sequence feeds in one step, and the keys it attends to.
+struct cache_feed {
+  std::int32_t begin = 0, end = 0;  // canvas positions [begin, end)
+  std::int32_t kv_length = -1;      // -1: end (or no cache)
+};
+
+// The rows a sequence feeds for a step of its block [block_begin, block_end)
+// under the cache mode: the whole canvas without a cache or on a refresh
+// (the block's first step, then every refresh_interval); prefix: from the
+// block to the end; dual: the block alone against every cached key;
+// block_causal: from the first row whose K/V are not final (cached_upto)
+// through the block. A model with shifted logits (Dream) reads a position's
+// logits from the row before it, so a fed slice starts one row before the
+// block: the block's first position is predicted from the last position
+// before it (the prompt's, for the first block), whatever the cache mode.
+// Shared by diffusion_decoder and resident_decoder, which must feed alike.
+inline cache_feed plan_cache_feed(cache_mode mode, bool shifted_logits, std::int32_t length, std::int32_t block_begin,
+                                  std::int32_t block_end, std::int32_t cached_upto, bool refresh) {
+  const std::int32_t from = shifted_logits ? std::max(0, block_begin - 1) : block_begin;
+  switch (mode) {
+    case cache_mode::prefix: return refresh ? cache_feed{0, length} : cache_feed{from, length};
+    case cache_mode::dual: return refresh ? cache_feed{0, length} : cache_feed{from, block_end, length};
+    case cache_mode::block_causal: return cache_feed{std::min(cached_upto, from), block_end};
+    default: return cache_feed{0, length};
+  }
+}
+
+}  // namespace detail
+
 template <class Backend, class Policy = builtin_policy>
 class diffusion_decoder {
   static_assert(check_decoding_backend<Backend>());
@@ -392,27 +423,12 @@ class diffusion_decoder {
     return std::int32_t(std::count(st.out.canvas.begin() + st.block_begin, st.out.canvas.begin() + st.block_end, mask));
   }
 
-  // Which canvas rows a sequence feeds this step, and the keys it attends to.
-  struct feed {
-    std::int32_t begin = 0, end = 0;  // canvas positions [begin, end)
-    std::int32_t kv_length = -1;      // -1: end (or no cache)
-  };
+  using feed = detail::cache_feed;
 
-  // The rows each sequence feeds for this step under the cache mode; the
-  // whole canvas without a cache.
-  // A model with shifted logits (Dream) reads a position's logits from the
-  // row before it, so a fed slice starts one row before the block: the
-  // block's first position is predicted from the last position before it
-  // (the prompt's, for the first block), whatever the cache mode.
   feed plan_feed(const state& st, bool refresh) const {
-    const std::int32_t length = std::int32_t(st.out.canvas.size());
-    const std::int32_t from = model_.config().shifted_logits ? std::max(0, st.block_begin - 1) : st.block_begin;
-    switch (settings_.cache.mode) {
-      case cache_mode::prefix: return refresh ? feed{0, length} : feed{from, length};
-      case cache_mode::dual: return refresh ? feed{0, length} : feed{from, st.block_end, length};
-      case cache_mode::block_causal: return feed{std::min(st.cached_upto, from), st.block_end};
-      default: return feed{0, length};
-    }
+    return detail::plan_cache_feed(settings_.cache.mode, model_.config().shifted_logits,
+                                   std::int32_t(st.out.canvas.size()), st.block_begin, st.block_end, st.cached_upto,
+                                   refresh);
   }
 
   // Runs the model on the given sequences, each feeding `feeds[b]`; leaves

@@ -108,6 +108,7 @@ class transformer_forward {
   // Checks the batch and copies its inputs to the backend.
   void stage(const token_batch& in, cache_type* cache = nullptr, logit_rows selected = {}) {
     check(in, cache, selected);
+    const std::uint64_t addresses = address_fingerprint();
     std::int64_t positions = 0;  // the rows reach positions [0, positions)
     for (std::int64_t b = 0; b < in.batch; ++b)
       positions = std::max(positions, (in.offsets ? in.offsets[b] : 0) + (in.lengths ? in.lengths[b] : in.seq_len));
@@ -143,7 +144,13 @@ class transformer_forward {
       sel_q_.reserve_at_least(std::size_t(selected.count) * q_width);
       sel_x_.reserve_at_least(std::size_t(selected.count) * std::size_t(c.d_model));
     }
+    if (address_fingerprint() != addresses) ++generation_;
   }
+
+  // Changes whenever stage() moved a buffer that run_staged reads: a step
+  // captured as a graph before then would read freed memory, so callers that
+  // key captured steps (resident_decoder) put it in the key.
+  std::uint64_t generation() const { return generation_; }
 
   // The staged token ids, (batch, seq_len) in the backend's memory: resident
   // decoding commits into them between run_staged calls.
@@ -428,6 +435,20 @@ class transformer_forward {
   buffer<std::int32_t> tokens_, positions_, lengths_, offsets_, kv_lengths_, slots_, origins_, selected_;
   buffer<std::int32_t> sel_offsets_, sel_lengths_, sel_kv_lengths_, sel_slots_, sel_origins_;
   buffer<activation> x_, normed_, q_, k_, v_, attended_, gate_, up_, sel_q_, sel_x_;
+  std::uint64_t generation_ = 0;
+
+  // The addresses run_staged reads (and the rope table's extent), hashed.
+  std::uint64_t address_fingerprint() const {
+    std::uint64_t h = 1469598103934665603ull;
+    auto mix = [&](std::uint64_t x) { h = (h ^ x) * 1099511628211ull; };
+    for (const auto* b : {&tokens_, &positions_, &lengths_, &offsets_, &kv_lengths_, &slots_, &origins_, &selected_,
+                          &sel_offsets_, &sel_lengths_, &sel_kv_lengths_, &sel_slots_, &sel_origins_})
+      mix(std::uint64_t(reinterpret_cast<std::uintptr_t>(b->data())));
+    for (const auto* b : {&x_, &normed_, &q_, &k_, &v_, &attended_, &gate_, &up_, &sel_q_, &sel_x_})
+      mix(std::uint64_t(reinterpret_cast<std::uintptr_t>(b->data())));
+    mix(std::uint64_t(rope_positions_));
+    return h;
+  }
   struct staged_shape {
     std::int64_t batch = 0, seq_len = 0, selected = 0;
     cache_type* cache = nullptr;

@@ -11,7 +11,9 @@
 // sequence stops at end-of-sequence (when asked), at a stop token or string
 // (unmask/decode/stopping.hpp) or after max_new_tokens and leaves the batch;
 // its cache slot stays put. A time limit or a cancel_token stops every
-// sequence before the next forward.
+// sequence before the next forward. On a backend that replays steps as
+// graphs (cuda_backend) each decoding forward of a batch size seen before is
+// one graph launch.
 #pragma once
 
 #include <algorithm>
@@ -19,6 +21,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "unmask/core/step_key.hpp"
 #include "unmask/decode/diffusion_decoder.hpp"
 
 namespace unmask {
@@ -145,7 +148,8 @@ class ar_decoder {
       active.swap(still);
       if (active.empty() || interrupted()) break;
       const std::int64_t a = std::int64_t(active.size());
-      forward_({next.data(), a, 1, nullptr, offsets.data(), active.data()}, settings_.attention, logits.data(), &cache, {nullptr, 0, true});
+      forward_.stage({next.data(), a, 1, nullptr, offsets.data(), active.data()}, &cache, {nullptr, 0, true});
+      run_decode_step(cache, logits.data(), a);
       ++result.forwards;
     }
     for (const sequence_output& out : result.sequences) result.committed += out.committed;
@@ -153,12 +157,26 @@ class ar_decoder {
     return result;
   }
 
- public:
+  // One token per sequence through the staged forward. A backend with
+  // run_step (cuda_backend) captures it as a graph the second time the same
+  // batch size comes and replays it after: every step of a fixed batch has
+  // the same shapes (one row per sequence against the cache's capacity) and
+  // reads the same addresses, which the key names (the cache, the logits,
+  // the forward's buffers).
+  void run_decode_step(kv_cache<Backend>& cache, float* logits, std::int64_t batch) {
+    if constexpr (detail::backend_traits::has_run_step<Backend>::value) {
+      const std::uint64_t key =
+          step_key{}.add(std::uint64_t(batch)).add(forward_.generation()).add(cache.keys(0)).add(logits).value;
+      forward_.backend().run_step([&] { forward_.run_staged(settings_.attention, logits, &cache); }, instance_, key);
+    } else {
+      forward_.run_staged(settings_.attention, logits, &cache);
+    }
+  }
 
- private:
   const transformer_model& model_;
   ar_settings settings_;
   transformer_forward<Backend> forward_;
+  const std::uint64_t instance_ = next_step_owner();
 };
 
 }  // namespace unmask

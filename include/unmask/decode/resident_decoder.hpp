@@ -42,13 +42,13 @@
 #pragma once
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <optional>
 #include <cstdint>
 #include <vector>
 
 #include "unmask/core/error.hpp"
+#include "unmask/core/step_key.hpp"
 #include "unmask/decode/diffusion_decoder.hpp"
 #include "unmask/decode/resident_state.hpp"
 #include "unmask/model/kv_cache.hpp"
@@ -303,12 +303,16 @@ class resident_decoder {
     auto cached_step = step_of(cached ? *block_forward_ : forward_, cached ? phases_[1] : phases_[0]);
     // The captured steps are keyed by their shapes and by every address they read.
     auto key_of = [&](int kind, const transformer_forward<Backend>& f, const phase& p) {
-      std::uint64_t h = 1469598103934665603ull;
-      for (const std::uint64_t x : {std::uint64_t(kind), std::uint64_t(n), std::uint64_t(p.width),
-                                    std::uint64_t(width), std::uint64_t(length), generation_, f.generation(),
-                                    std::uint64_t(reinterpret_cast<std::uintptr_t>(p.gather.data()))})
-        h = (h ^ x) * 1099511628211ull;
-      return h;
+      return step_key{}
+          .add(std::uint64_t(kind))
+          .add(std::uint64_t(n))
+          .add(std::uint64_t(p.width))
+          .add(std::uint64_t(width))
+          .add(std::uint64_t(length))
+          .add(generation_)
+          .add(f.generation())
+          .add(p.gather.data())
+          .value;
     };
     const std::uint64_t first_key = key_of(0, forward_, phases_[0]);
     const std::uint64_t cached_key = cached ? key_of(1, *block_forward_, phases_[1]) : first_key;
@@ -368,20 +372,16 @@ class resident_decoder {
 
   // The addresses a captured step reads that this object owns, hashed.
   std::uint64_t address_fingerprint() const {
-    std::uint64_t h = 1469598103934665603ull;
-    const void* addresses[] = {canvas_.data(),          sequences_.data(),  logits_.data(),
-                               sites_.data(),           proposed_.data(),   confidence_.data(),
-                               positions_.data(),       candidate_tokens_.data(), candidate_confidence_.data(),
-                               selection_.data(),       committed_.data(),  remaining_.data()};
-    for (const void* a : addresses) h = (h ^ std::uint64_t(reinterpret_cast<std::uintptr_t>(a))) * 1099511628211ull;
-    return h;
-  }
-
-  // A number no other decoder of this process has: the backend keys its
-  // captured step by it (an address could be reused by a later decoder).
-  static std::uint64_t next_instance() {
-    static std::atomic<std::uint64_t> counter{0};
-    return ++counter;
+    step_key key;
+    for (const void* a : {static_cast<const void*>(canvas_.data()), static_cast<const void*>(sequences_.data()),
+                          static_cast<const void*>(logits_.data()), static_cast<const void*>(sites_.data()),
+                          static_cast<const void*>(proposed_.data()), static_cast<const void*>(confidence_.data()),
+                          static_cast<const void*>(positions_.data()), static_cast<const void*>(candidate_tokens_.data()),
+                          static_cast<const void*>(candidate_confidence_.data()),
+                          static_cast<const void*>(selection_.data()), static_cast<const void*>(committed_.data()),
+                          static_cast<const void*>(remaining_.data())})
+      key.add(a);
+    return key.value;
   }
 
   const transformer_model& model_;
@@ -391,7 +391,7 @@ class resident_decoder {
   std::optional<transformer_forward<Backend>> block_forward_;  // a cache's later steps
   std::optional<kv_cache<Backend>> cache_;
   phase phases_[2];
-  const std::uint64_t instance_ = next_instance();
+  const std::uint64_t instance_ = next_step_owner();  // the backend keys its captured steps by it
   std::uint64_t generation_ = 0;  // bumped when a buffer a captured step reads moves
   std::vector<std::int32_t> host_tokens_, host_canvas_, host_gather_, host_lengths_, host_offsets_, host_kv_lengths_,
       host_slots_, host_origins_, host_rows_;

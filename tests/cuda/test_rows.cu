@@ -4,6 +4,8 @@
 // keep their poison), gather of selected rows, zeroing of padding rows, and
 // classifier-free guidance, the same host/device formula as the CPU's, equal
 // to within two float roundings (nvcc may fuse the multiply-add).
+// The columns of a fused projection split into its parts (split_columns.hpp):
+// the index math on the host, the kernel against a host loop on the device.
 // Device tests skip without a GPU; the argument checks run everywhere.
 #include <gtest/gtest.h>
 
@@ -16,6 +18,7 @@
 #include "unmask/cpu/backend.hpp"
 #include "unmask/cuda/guidance.hpp"
 #include "unmask/cuda/rows.hpp"
+#include "unmask/cuda/split_columns.hpp"
 
 namespace unmask {
 namespace {
@@ -36,6 +39,60 @@ TEST(CudaRowsHost, LaunchersCheckTheirArguments) {
   EXPECT_EQ(cuda::apply_guidance(x, 2, NAN, nullptr), cudaErrorInvalidValue);
   EXPECT_EQ(cuda::apply_guidance(nullptr, 2, 1.0f, nullptr), cudaErrorInvalidValue);
   EXPECT_EQ(cuda::apply_guidance(nullptr, 0, 1.0f, nullptr), cudaSuccess);
+}
+
+TEST(CudaSplitColumnsHost, ColumnsMapToTheirParts) {
+  cuda::column_parts<float> parts;
+  parts.count = 3;
+  const std::int64_t widths[3] = {8, 2, 5};
+  for (int p = 0; p < 3; ++p) parts.widths[p] = widths[p];
+  std::int64_t col = 0;
+  for (int p = 0; p < 3; ++p)
+    for (std::int64_t j = 0; j < widths[p]; ++j, ++col) {
+      const cuda::column_at at = cuda::column_part_of(parts, col);
+      EXPECT_EQ(at.part, p) << col;
+      EXPECT_EQ(at.col, j) << col;
+    }
+  EXPECT_EQ(cuda::column_part_of(parts, 15).part, 3);  // past the last part
+  float out[4];
+  for (int p = 0; p < 3; ++p) parts.out[p] = out;
+  EXPECT_EQ(cuda::split_columns<float>(nullptr, 2, parts, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(cuda::split_columns<float>(out, -1, parts, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(cuda::split_columns<float>(nullptr, 0, parts, nullptr), cudaSuccess);
+  parts.widths[1] = 0;
+  EXPECT_EQ(cuda::split_columns<float>(out, 2, parts, nullptr), cudaErrorInvalidValue);
+  parts.widths[1] = 2;
+  parts.out[2] = nullptr;
+  EXPECT_EQ(cuda::split_columns<float>(out, 2, parts, nullptr), cudaErrorInvalidValue);
+  parts.count = 5;
+  EXPECT_EQ(cuda::split_columns<float>(out, 2, parts, nullptr), cudaErrorInvalidValue);
+}
+
+TEST(CudaSplitColumns, PartsHoldTheirColumns) {
+  UNMASK_REQUIRE_DEVICE();
+  const std::int64_t rows = 5, widths[3] = {64, 16, 16}, width = 96;
+  const std::vector<float> x = test::random_elements<float>(std::size_t(rows * width), 9, 1.0f);
+  device_array<float> d_x, d_parts[3];
+  UNMASK_CUDA_OK(d_x.upload(x));
+  cuda::column_parts<float> parts;
+  parts.count = 3;
+  for (int p = 0; p < 3; ++p) {
+    UNMASK_CUDA_OK(d_parts[p].allocate(std::size_t(rows * widths[p])));
+    UNMASK_CUDA_OK(d_parts[p].poison());
+    parts.out[p] = d_parts[p].data;
+    parts.widths[p] = widths[p];
+  }
+  UNMASK_CUDA_OK(cuda::split_columns<float>(d_x.data, rows, parts, nullptr));
+  UNMASK_CUDA_OK(cudaDeviceSynchronize());
+  std::int64_t offset = 0;
+  for (int p = 0; p < 3; ++p) {
+    std::vector<float> got;
+    UNMASK_CUDA_OK(d_parts[p].download(got));
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t j = 0; j < widths[p]; ++j)
+        ASSERT_EQ(got[std::size_t(r * widths[p] + j)], x[std::size_t(r * width + offset + j)]) << p << " " << r << " " << j;
+    offset += widths[p];
+  }
 }
 
 TEST(CudaRows, ScatterGatherAndZeroMatchTheCpu) {

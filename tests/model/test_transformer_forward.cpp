@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -212,6 +213,45 @@ TEST(Forward, CachedDecodingEqualsTheFullCausalPass) {
   std::vector<std::int32_t> second = {9, 9, 30, 31, 2};
   forward({second.data(), 1, 5, nullptr}, attention_mask::causal(), alone.data());
   for (std::size_t v = 0; v < 100; ++v) EXPECT_NEAR(both[100 + v], alone[4 * 100 + v], 1e-5f);
+}
+
+// cpu_backend counting its host-to-backend copies (transformer_forward calls the derived upload).
+struct upload_counting_backend : cpu_backend {
+  std::shared_ptr<int> uploads = std::make_shared<int>(0);
+  template <class T>
+  void upload(const T* src, std::size_t count, buffer<T>& dst) const {
+    ++*uploads;
+    cpu_backend::upload(src, count, dst);
+  }
+};
+
+TEST(Forward, StagesEachCallInOneUpload) {
+  // Tokens, positions, extents and selected rows travel as one packed copy
+  // (on the GPU one host-to-device transfer per forward instead of thirteen),
+  // cached or not, and the packed arrays still say what they said apart.
+  const transformer_model model = transformer_model::load(test::data_dir() + "/tiny_llada_gqa");
+  upload_counting_backend backend;
+  const std::shared_ptr<int> uploads = backend.uploads;
+  transformer_forward<upload_counting_backend> forward(model, backend);
+  transformer_forward<cpu_backend> plain(model);
+  std::vector<std::int32_t> prompts = {4, 8, 15, 16, 23, 9, 9, 30, 31, 0};
+  const std::int32_t lengths[2] = {5, 4}, rows[3] = {4, 8, 0};
+  kv_cache<upload_counting_backend> cache(model.config(), 2, 16);
+  kv_cache<cpu_backend> plain_cache(model.config(), 2, 16);
+  std::vector<float> got(3 * 100), want(3 * 100);
+  *uploads = 0;
+  forward({prompts.data(), 2, 5, lengths}, attention_mask::causal(), got.data(), &cache, {rows, 3});
+  EXPECT_EQ(*uploads, 1);
+  plain({prompts.data(), 2, 5, lengths}, attention_mask::causal(), want.data(), &plain_cache, {rows, 3});
+  EXPECT_EQ(got, want);
+  const std::int32_t next[2] = {42, 2}, offsets[2] = {5, 4};
+  *uploads = 0;
+  forward({next, 2, 1, nullptr, offsets}, attention_mask::causal(), got.data(), &cache);
+  EXPECT_EQ(*uploads, 1);
+  plain({next, 2, 1, nullptr, offsets}, attention_mask::causal(), want.data(), &plain_cache);
+  got.resize(2 * 100);
+  want.resize(2 * 100);
+  EXPECT_EQ(got, want);
 }
 
 TEST(Forward, SelectedRowsEqualTheFullOutput) {

@@ -15,8 +15,11 @@
 // accumulation, attention runs on tensor cores for 16-bit activations
 // (unmask/cuda/attention.hpp) and logits come out in fp32. Token choice runs the fused
 // vocabulary pass on the device (Dream's top-k / top-p filters included), and
-// only (token, confidence) per masked row crosses to the host; resident
-// decoding keeps even those on the device.
+// only (token, confidence) per masked row crosses to the host, in one copy
+// into pinned memory; resident decoding keeps even those on the device. A
+// forward's inputs arrive packed in one upload (transformer_forward), sent
+// from a pinned staging ring (unmask/cuda/pinned_staging.hpp), so a stepwise
+// step makes three transfers: inputs, draw sites, choices.
 // Every CUDA or cuBLAS failure throws device_error naming the operation;
 // failed allocations throw device_memory_error with the size asked for.
 #pragma once
@@ -26,6 +29,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -39,12 +43,14 @@
 #include "unmask/cuda/embedding.hpp"
 #include "unmask/cuda/error.hpp"
 #include "unmask/cuda/gemm.hpp"
+#include "unmask/cuda/pinned_staging.hpp"
 #include "unmask/cuda/guidance.hpp"
 #include "unmask/cuda/resident_step.hpp"
 #include "unmask/cuda/rmsnorm.hpp"
 #include "unmask/cuda/rope.hpp"
 #include "unmask/cuda/rows.hpp"
 #include "unmask/cuda/selection.hpp"
+#include "unmask/cuda/split_columns.hpp"
 #include "unmask/cuda/step_graph.hpp"
 #include "unmask/cuda/swiglu.hpp"
 #include "unmask/cuda/vocab_pass.hpp"
@@ -98,13 +104,25 @@ class cuda_backend_of {
   // Bytes of weights held on the device.
   std::size_t weight_bytes() const { return state_->weight_bytes; }
 
-  // Host -> device on the stream (dst grows when needed, keeping its address otherwise).
+  // Host -> device on the stream (dst grows when needed, keeping its address
+  // otherwise); src may change as soon as this returns. Up to
+  // pinned_upload_bytes go through the pinned staging ring (one DMA the host
+  // does not wait for), larger ones and any made while a step is captured
+  // from the pageable source.
   template <class T>
   void upload(const T* src, std::size_t count, buffer<T>& dst) const {
     dst.reserve_at_least(count);
     if (count == 0) return;
-    after(cudaMemcpyAsync(dst.data(), src, count * sizeof(T), cudaMemcpyHostToDevice, state_->stream), "upload");
+    const std::size_t bytes = count * sizeof(T);
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    cuda::check(cudaStreamIsCapturing(state_->stream, &capture), "upload (capture status)");
+    if (bytes <= pinned_upload_bytes && capture == cudaStreamCaptureStatusNone) {
+      after(state_->upload_ring.copy_to_device(dst.data(), src, bytes, state_->stream), "upload (pinned)");
+      return;
+    }
+    after(cudaMemcpyAsync(dst.data(), src, bytes, cudaMemcpyHostToDevice, state_->stream), "upload");
   }
+  static constexpr std::size_t pinned_upload_bytes = std::size_t(4) << 20;
   // Device -> host; waits for the copy (and for everything queued before it).
   template <class T>
   void download(const T* src, std::size_t count, T* dst) const {
@@ -115,13 +133,16 @@ class cuda_backend_of {
 
   // Uploads every weight tensor once (a tied head shares the embedding's copy).
   void upload_weights(const transformer_model& model) { upload_weights(model.weights()); }
+  // Q, K and V of a layer, and its gate and up, side by side (matmul_nt_group).
   void upload_weights(const transformer_weights& w) {
-    upload_weight(w.embedding);
-    upload_weight(w.final_norm);
-    upload_weight(w.head);
-    for (const transformer_layer_weights& l : w.layers)
+    for (const tensor_ref* t : {&w.embedding, &w.final_norm, &w.head})
+      if (t->data) upload_weight_group({t});
+    for (const transformer_layer_weights& l : w.layers) {
+      upload_weight_group({&l.q_proj, &l.k_proj, &l.v_proj});
+      upload_weight_group({&l.gate_proj, &l.up_proj});
       for (const tensor_ref* t : l.all())
-        if (t->data) upload_weight(*t);
+        if (t->data) upload_weight_group({t});
+    }
     synchronize();
   }
 
@@ -146,11 +167,34 @@ class cuda_backend_of {
   void add_bias(Activation* y, std::int64_t rows, std::int64_t n, const tensor_ref& bias) const {
     after(cuda::add_bias(y, weight(bias), rows, n, state_->stream), concat("bias ", bias.name));
   }
-  // y[i] (rows, n[i]) = x w[i]^T for i < count (the projections that read one input).
+  // y[i] (rows, n[i]) = x w[i]^T for i < count (the projections that read
+  // one input). Up to fused_group_rows rows (decoding: the weight-streaming
+  // regime), weights uploaded side by side are one (sum n, k) GEMM whose
+  // output is split into the y[i]; more rows run one GEMM each.
   void matmul_nt_group(const Activation* x, std::int64_t rows, const tensor_ref* const* w, const std::int64_t* n,
                        Activation* const* y, int count) const {
-    for (int i = 0; i < count; ++i) matmul_nt(x, rows, *w[i], n[i], y[i], false);
+    const std::int64_t k = count > 0 ? w[0]->shape[1] : 0;
+    bool fused = count > 1 && count <= cuda::max_column_parts && rows > 0 && rows <= fused_group_rows;
+    std::int64_t total = 0;
+    for (int i = 0; i < count && fused; ++i) {
+      fused = w[i]->shape[1] == k && w[i]->shape[0] == n[i] && weight(*w[i]) == weight(*w[0]) + total * k;
+      total += n[i];
+    }
+    if (!fused) {
+      for (int i = 0; i < count; ++i) matmul_nt(x, rows, *w[i], n[i], y[i], false);
+      return;
+    }
+    state& s = *state_;
+    reserve_step_buffer(s.group_out, std::size_t(fused_group_rows * total));
+    after(s.gemm.matmul_nt(x, rows, k, weight(*w[0]), total, s.group_out.data(), false, s.stream),
+          concat("fused GEMM ", w[0]->name, " + ", count - 1, " (", rows, " x ", k, " -> ", total, ")"));
+    cuda::column_parts<Activation> parts;
+    parts.count = count;
+    for (int i = 0; i < count; ++i) parts.out[i] = y[i], parts.widths[i] = n[i];
+    after(cuda::split_columns(static_cast<const Activation*>(s.group_out.data()), rows, parts, s.stream),
+          "splitting the fused GEMM's columns");
   }
+  static constexpr std::int64_t fused_group_rows = 64;
   void rope(Activation* x, std::int64_t rows, std::int64_t heads, std::int64_t head_dim,
             const std::int32_t* positions, rope_table_type theta) const {
     after(cuda::rope(x, rows, heads, head_dim, positions, theta, state_->stream), "rope");
@@ -161,10 +205,7 @@ class cuda_backend_of {
     // it, so the captured step graphs (which would read the old address) are dropped.
     buffer<unsigned char>& workspace = state_->attention_workspace;
     const std::size_t bytes = cuda::attention_workspace_bytes<Activation>(s);
-    if (bytes > workspace.size()) {
-      workspace.reserve_at_least(bytes);
-      state_->graphs.clear();
-    }
+    reserve_step_buffer(workspace, bytes);
     after(cuda::attention(q, k, v, out, s, e, mask, workspace.data(), workspace.size(), state_->stream),
           concat("attention (", to_string(mask.kind), ", batch ", s.batch, ", ", s.q_len, " queries, ",
                  s.kv_capacity, " keys)"));
@@ -202,8 +243,11 @@ class cuda_backend_of {
     state& s = *state_;
     identity_rows(count, s.rows);
     upload(sites, std::size_t(count), s.sites);
-    s.tokens.reserve_at_least(std::size_t(count));
-    s.confidence.reserve_at_least(std::size_t(count));
+    // Tokens and confidences side by side in one device buffer: one copy back to pinned memory.
+    const std::size_t half = std::size_t(count) * sizeof(std::int32_t);
+    s.choices.reserve_at_least(2 * half);
+    std::int32_t* tokens = reinterpret_cast<std::int32_t*>(s.choices.data());
+    float* confidence = reinterpret_cast<float*>(s.choices.data() + half);
     s.workspace.reserve_at_least(cuda::vocab_pass_workspace_bytes(count, vocab, cuda::vocab_pass_variant::automatic,
                                                                   cuda::vocab_pass_filters(sampling)));
     cuda::vocab_pass_options options;
@@ -212,17 +256,17 @@ class cuda_backend_of {
     options.excluded_token = excluded;
     options.rng = rng;
     after(cuda::vocab_pass(logits, count, vocab, s.rows.data(), std::int32_t(count), s.sites.data(), options,
-                           s.tokens.data(), s.confidence.data(), s.workspace.data(), s.workspace.size(),
-                           state_->stream, processor),
+                           tokens, confidence, s.workspace.data(), s.workspace.size(), state_->stream, processor),
           concat("vocabulary pass (", count, " rows of ", vocab, ")"));
-    s.host_tokens.resize(std::size_t(count));
-    s.host_confidence.resize(std::size_t(count));
-    cuda::check(cudaMemcpyAsync(s.host_tokens.data(), s.tokens.data(), std::size_t(count) * sizeof(std::int32_t),
-                                cudaMemcpyDeviceToHost, state_->stream),
+    s.host_choices.reserve_at_least(2 * half, "the chosen tokens");
+    cuda::check(cudaMemcpyAsync(s.host_choices.data(), s.choices.data(), 2 * half, cudaMemcpyDeviceToHost,
+                                state_->stream),
                 "download of chosen tokens");
-    download(s.confidence.data(), std::size_t(count), s.host_confidence.data());
+    synchronize();
+    const std::int32_t* host_tokens = static_cast<const std::int32_t*>(s.host_choices.data());
+    const float* host_confidence = reinterpret_cast<const float*>(static_cast<const unsigned char*>(s.host_choices.data()) + half);
     for (std::int64_t i = 0; i < count; ++i) {
-      out[i] = {s.host_tokens[std::size_t(i)], s.host_confidence[std::size_t(i)]};
+      out[i] = {host_tokens[i], host_confidence[i]};
       if (out[i].token < 0)
         throw device_error(concat("vocabulary pass: row ", i, " has no token to choose (no finite logit, or the ",
                                   "filters kept only the excluded token)"),
@@ -348,14 +392,16 @@ class cuda_backend_of {
     cuda_backend_options options;
     cudaStream_t stream = nullptr;
     cuda::gemm_engine gemm;
-    std::unordered_map<const void*, buffer<Activation>> weights;
+    std::vector<buffer<Activation>> weight_storage;               // one allocation per tensor or group
+    std::unordered_map<const void*, const Activation*> weights;  // host tensor -> its device copy
     std::size_t weight_bytes = 0;
-    buffer<std::int32_t> rows, tokens;
+    buffer<Activation> group_out;  // matmul_nt_group's fused product before the split
+    buffer<std::int32_t> rows;
     buffer<draw_site> sites;
-    buffer<float> confidence;
+    buffer<unsigned char> choices;  // the stepwise vocabulary pass's tokens, then its confidences
     buffer<unsigned char> workspace;
-    std::vector<std::int32_t> host_tokens;
-    std::vector<float> host_confidence;
+    cuda::pinned_ring upload_ring;  // per-step inputs
+    cuda::pinned_buffer host_choices;
     buffer<std::int32_t> identity;
     buffer<unsigned char> resident_workspace;
     buffer<unsigned char> attention_workspace;  // key splits of few-query attention
@@ -367,7 +413,9 @@ class cuda_backend_of {
     state& operator=(const state&) = delete;
     ~state() {
       graphs.clear();
-      weights.clear();  // device memory first, then the stream
+      weights.clear();
+      weight_storage.clear();  // device memory first, then the stream
+      group_out = buffer<Activation>();
       if (stream) cudaStreamDestroy(stream);
     }
   };
@@ -391,34 +439,73 @@ class cuda_backend_of {
     if (state_->options.synchronous) cuda::check(cudaStreamSynchronize(state_->stream), operation);
   }
 
-  void upload_weight(const tensor_ref& t) {
-    if (state_->weights.count(t.data)) return;
-    const std::size_t n = std::size_t(t.shape.numel());
-    buffer<Activation> device(n, concat("weight ", t.name));
-    const void* source = t.data;
-    std::vector<Activation> converted;
-    if (t.type != dtype_of<Activation>::value) {
-      if (t.type != dtype::bf16 && t.type != dtype::f16 && t.type != dtype::f32)
-        throw checkpoint_error(concat("CUDA backend: weight '", t.name, "' has dtype ", dtype_name(t.type),
-                                      "; expected bf16, f16 or f32"));
-      converted.resize(n);
-      for (std::size_t i = 0; i < n; ++i) converted[i] = cuda::from_float<Activation>(load_as_float(t.data, t.type, i));
-      source = converted.data();
+  // Uploads tensors side by side in one device allocation (a group: Q, K,
+  // V; gate, up), each converted to Activation where its dtype differs, so
+  // that matmul_nt_group can multiply them as one (sum n, k) weight. A
+  // tensor already on the device (shared) or absent leaves the group to be
+  // uploaded one by one.
+  void upload_weight_group(std::initializer_list<const tensor_ref*> group) {
+    bool whole = group.size() > 1;
+    for (const tensor_ref* t : group)
+      whole = whole && t->data && !state_->weights.count(t->data) && t->shape.rank == 2 &&
+              t->shape[1] == (*group.begin())->shape[1];
+    if (!whole) {
+      for (const tensor_ref* t : group)
+        if (t->data) upload_side_by_side({t});
+      return;
     }
-    // On the backend's stream (a non-blocking stream does not wait for the legacy one).
-    cuda::check(cudaMemcpyAsync(device.data(), source, n * sizeof(Activation), cudaMemcpyHostToDevice,
-                                state_->stream),
-                concat("uploading weight ", t.name));
-    if (!converted.empty()) synchronize();  // `converted` is freed on return
-    state_->weight_bytes += n * sizeof(Activation);
-    state_->weights.emplace(t.data, std::move(device));
+    upload_side_by_side(group);
+  }
+  // Each tensor starts on a 16-byte boundary (the GEMMs' alignment), so a
+  // group whose sizes are not multiples of 8 elements is not contiguous and
+  // matmul_nt_group multiplies its members one by one.
+  void upload_side_by_side(std::initializer_list<const tensor_ref*> group) {
+    constexpr std::size_t align = 16 / sizeof(Activation);
+    std::size_t total = 0;
+    for (const tensor_ref* t : group) total += (std::size_t(t->shape.numel()) + align - 1) / align * align;
+    const tensor_ref& first = **group.begin();
+    if (state_->weights.count(first.data)) return;  // (one shared tensor, uploaded before)
+    buffer<Activation> device(total, concat("weight ", first.name, group.size() > 1 ? " and the rest of its group" : ""));
+    std::size_t at = 0;
+    for (const tensor_ref* t : group) {
+      const std::size_t n = std::size_t(t->shape.numel());
+      const void* source = t->data;
+      std::vector<Activation> converted;
+      if (t->type != dtype_of<Activation>::value) {
+        if (t->type != dtype::bf16 && t->type != dtype::f16 && t->type != dtype::f32)
+          throw checkpoint_error(concat("CUDA backend: weight '", t->name, "' has dtype ", dtype_name(t->type),
+                                        "; expected bf16, f16 or f32"));
+        converted.resize(n);
+        for (std::size_t i = 0; i < n; ++i)
+          converted[i] = cuda::from_float<Activation>(load_as_float(t->data, t->type, i));
+        source = converted.data();
+      }
+      // On the backend's stream (a non-blocking stream does not wait for the legacy one).
+      cuda::check(cudaMemcpyAsync(device.data() + at, source, n * sizeof(Activation), cudaMemcpyHostToDevice,
+                                  state_->stream),
+                  concat("uploading weight ", t->name));
+      if (!converted.empty()) synchronize();  // `converted` is freed at the end of the iteration
+      state_->weights.emplace(t->data, device.data() + at);
+      at += (n + align - 1) / align * align;
+    }
+    state_->weight_bytes += total * sizeof(Activation);
+    state_->weight_storage.push_back(std::move(device));
   }
 
   const Activation* weight(const tensor_ref& t) const {
     const auto found = state_->weights.find(t.data);
     if (found == state_->weights.end())
       throw argument_error(concat("CUDA backend: weight '", t.name, "' was not uploaded (call upload_weights first)"));
-    return found->second.data();
+    return found->second;
+  }
+
+  // Reserves a buffer a step reads or writes; moving it drops the captured
+  // step graphs, which would use the old address.
+  template <class T>
+  void reserve_step_buffer(buffer<T>& b, std::size_t count) const {
+    if (count <= b.size()) return;
+    b.reserve_at_least(count);
+    state_->graphs.clear();
   }
 
   std::shared_ptr<state> state_;

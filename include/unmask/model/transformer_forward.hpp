@@ -38,11 +38,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <iterator>
 #include <vector>
 
 #include "unmask/core/error.hpp"
 #include "unmask/model/non_finite.hpp"
 #include "unmask/model/attention_mask.hpp"
+#include "unmask/core/step_key.hpp"
 #include "unmask/model/kv_cache.hpp"
 #include "unmask/model/transformer_model.hpp"
 
@@ -367,7 +369,10 @@ class transformer_forward {
     }
   }
 
-  // Token ids (padding replaced by 0), positions, extents and selected rows, on the backend.
+  // Token ids (padding replaced by 0), positions, extents and selected rows,
+  // on the backend: packed into one host array and moved in one upload (one
+  // host-to-device copy a forward on the GPU), each array starting on a
+  // 16-byte boundary.
   void stage_inputs(const token_batch& in, bool cached, const logit_rows& selected) {
     const std::int64_t rows = in.batch * in.seq_len;
     host_tokens_.assign(std::size_t(rows), 0);
@@ -390,37 +395,41 @@ class transformer_forward {
         if (i < length) host_tokens_[std::size_t(b * in.seq_len + i)] = in.tokens[b * in.seq_len + i];
       }
     }
-    backend_.upload(host_tokens_.data(), host_tokens_.size(), tokens_);
-    backend_.upload(host_positions_.data(), host_positions_.size(), positions_);
-    backend_.upload(host_lengths_.data(), host_lengths_.size(), lengths_);
-    backend_.upload(host_offsets_.data(), host_offsets_.size(), offsets_);
-    backend_.upload(host_kv_lengths_.data(), host_kv_lengths_.size(), kv_lengths_);
-    backend_.upload(host_slots_.data(), host_slots_.size(), slots_);
-    backend_.upload(host_origins_.data(), host_origins_.size(), origins_);
-    if (selected.rows) {
-      backend_.upload(selected.rows, std::size_t(selected.count), selected_);
-      // Each selected row as a one-query sequence of its own: its position,
-      // and its sequence's keys (cache slot, key count, block origin).
-      const std::size_t count = std::size_t(selected.count);
-      host_sel_offsets_.resize(count);
-      host_sel_kv_lengths_.resize(count);
-      host_sel_slots_.resize(count);
-      host_sel_origins_.resize(count);
-      for (std::size_t r = 0; r < count; ++r) {
-        const std::int32_t row = selected.rows[r];
-        const std::size_t b = std::size_t(row / in.seq_len);
-        host_sel_offsets_[r] = host_positions_[std::size_t(row)];
-        host_sel_kv_lengths_[r] = host_kv_lengths_[b];
-        host_sel_slots_[r] = cached ? host_slots_[b] : std::int32_t(b);
-        host_sel_origins_[r] = host_origins_[b];
-      }
-      const std::vector<std::int32_t> ones(count, 1);
-      backend_.upload(host_sel_offsets_.data(), count, sel_offsets_);
-      backend_.upload(ones.data(), count, sel_lengths_);
-      backend_.upload(host_sel_kv_lengths_.data(), count, sel_kv_lengths_);
-      backend_.upload(host_sel_slots_.data(), count, sel_slots_);
-      backend_.upload(host_sel_origins_.data(), count, sel_origins_);
+    const std::size_t count = selected.rows ? std::size_t(selected.count) : 0;
+    host_selected_.assign(selected.rows, selected.rows + count);
+    // Each selected row as a one-query sequence of its own: its position,
+    // and its sequence's keys (cache slot, key count, block origin).
+    host_sel_offsets_.resize(count);
+    host_sel_lengths_.assign(count, 1);
+    host_sel_kv_lengths_.resize(count);
+    host_sel_slots_.resize(count);
+    host_sel_origins_.resize(count);
+    for (std::size_t r = 0; r < count; ++r) {
+      const std::int32_t row = selected.rows[r];
+      const std::size_t b = std::size_t(row / in.seq_len);
+      host_sel_offsets_[r] = host_positions_[std::size_t(row)];
+      host_sel_kv_lengths_[r] = host_kv_lengths_[b];
+      host_sel_slots_[r] = cached ? host_slots_[b] : std::int32_t(b);
+      host_sel_origins_[r] = host_origins_[b];
     }
+    const std::vector<std::int32_t>* parts[] = {&host_tokens_,      &host_positions_,     &host_lengths_,
+                                                &host_offsets_,     &host_kv_lengths_,    &host_slots_,
+                                                &host_origins_,     &host_selected_,      &host_sel_offsets_,
+                                                &host_sel_lengths_, &host_sel_kv_lengths_, &host_sel_slots_,
+                                                &host_sel_origins_};
+    staged_array* views[] = {&tokens_,  &positions_,   &lengths_,       &offsets_,    &kv_lengths_,
+                             &slots_,   &origins_,     &selected_,      &sel_offsets_, &sel_lengths_,
+                             &sel_kv_lengths_, &sel_slots_, &sel_origins_};
+    std::size_t at[std::size(parts)], total = 0;
+    for (std::size_t i = 0; i < std::size(parts); ++i) {
+      at[i] = total;
+      total += (parts[i]->size() + 3) / 4 * 4;  // 16-byte boundaries
+    }
+    host_packed_.assign(total, 0);
+    for (std::size_t i = 0; i < std::size(parts); ++i)
+      std::copy(parts[i]->begin(), parts[i]->end(), host_packed_.begin() + std::ptrdiff_t(at[i]));
+    backend_.upload(host_packed_.data(), host_packed_.size(), packed_);
+    for (std::size_t i = 0; i < std::size(parts); ++i) views[i]->at = packed_.data() + at[i];
   }
 
   const transformer_model& model_;
@@ -431,23 +440,27 @@ class transformer_forward {
   bool probing_ = false;  // locate_non_finite's pass: check each layer's output, stop before the head
   std::vector<std::int32_t> host_source_rows_;
   std::vector<std::int32_t> host_tokens_, host_positions_, host_lengths_, host_offsets_, host_kv_lengths_, host_slots_,
-      host_origins_, host_sel_offsets_, host_sel_kv_lengths_, host_sel_slots_, host_sel_origins_;
-  buffer<std::int32_t> tokens_, positions_, lengths_, offsets_, kv_lengths_, slots_, origins_, selected_;
-  buffer<std::int32_t> sel_offsets_, sel_lengths_, sel_kv_lengths_, sel_slots_, sel_origins_;
+      host_origins_, host_selected_, host_sel_offsets_, host_sel_lengths_, host_sel_kv_lengths_, host_sel_slots_,
+      host_sel_origins_, host_packed_;
+  // One staged array: a part of packed_.
+  struct staged_array {
+    std::int32_t* at = nullptr;
+    std::int32_t* data() const { return at; }
+  };
+  buffer<std::int32_t> packed_;  // every staged array below, in one buffer
+  staged_array tokens_, positions_, lengths_, offsets_, kv_lengths_, slots_, origins_, selected_;
+  staged_array sel_offsets_, sel_lengths_, sel_kv_lengths_, sel_slots_, sel_origins_;
   buffer<activation> x_, normed_, q_, k_, v_, attended_, gate_, up_, sel_q_, sel_x_;
   std::uint64_t generation_ = 0;
 
   // The addresses run_staged reads (and the rope table's extent), hashed.
   std::uint64_t address_fingerprint() const {
-    std::uint64_t h = 1469598103934665603ull;
-    auto mix = [&](std::uint64_t x) { h = (h ^ x) * 1099511628211ull; };
+    step_key key;
     for (const auto* b : {&tokens_, &positions_, &lengths_, &offsets_, &kv_lengths_, &slots_, &origins_, &selected_,
                           &sel_offsets_, &sel_lengths_, &sel_kv_lengths_, &sel_slots_, &sel_origins_})
-      mix(std::uint64_t(reinterpret_cast<std::uintptr_t>(b->data())));
-    for (const auto* b : {&x_, &normed_, &q_, &k_, &v_, &attended_, &gate_, &up_, &sel_q_, &sel_x_})
-      mix(std::uint64_t(reinterpret_cast<std::uintptr_t>(b->data())));
-    mix(std::uint64_t(rope_positions_));
-    return h;
+      key.add(b->data());
+    for (const auto* b : {&x_, &normed_, &q_, &k_, &v_, &attended_, &gate_, &up_, &sel_q_, &sel_x_}) key.add(b->data());
+    return key.add(std::uint64_t(rope_positions_)).value;
   }
   struct staged_shape {
     std::int64_t batch = 0, seq_len = 0, selected = 0;

@@ -240,6 +240,7 @@ void emulate_block(const T* q, const T* k, const T* v, T* out, float* partial, c
 
   struct lane_state {
     std::int64_t row_end[2];
+    std::int64_t limit[2];  // row_end clamped to the split's keys
     std::uint32_t qa[q_chunks][4];
     float o[out_tiles][4];
     cuda::online_softmax_base2 rows[2];
@@ -253,6 +254,7 @@ void emulate_block(const T* q, const T* k, const T* v, T* out, float* partial, c
       for (int r = 0; r < 2; ++r) {
         const std::int64_t i = row0 + cuda::mma::group_of(lane) + 8 * r;
         L.row_end[r] = i < s.q_len ? cuda::attention_row_of(s, e, mask, b, h, i).key_end : 0;
+        L.limit[r] = L.row_end[r];
         block_end = std::max(block_end, L.row_end[r]);
       }
       for (int c = 0; c < q_chunks; ++c)
@@ -272,6 +274,8 @@ void emulate_block(const T* q, const T* k, const T* v, T* out, float* partial, c
   const cuda::key_range range =
       cuda::flash_split_range(split, splits > 1 ? cuda::flash_split_keys : block_end, block_end);
   const std::int64_t kv_at = cuda::attention_kv_at(s, e, b, h), kv_row_stride = s.kv_heads * D;
+  for (lane_state& L : lanes)
+    for (std::int64_t& end : L.limit) end = std::min(end, range.end);
   const std::int64_t tiles = range.end > range.begin ? (range.end - range.begin + KeyTile - 1) / KeyTile : 0;
 
   for (std::int64_t n = 0; n < tiles; ++n) {
@@ -318,7 +322,7 @@ void emulate_block(const T* q, const T* k, const T* v, T* out, float* partial, c
         float mine[score_tiles][4];
         for (int m = 0; m < score_tiles; ++m)
           for (int c = 0; c < 4; ++c) mine[m][c] = sc[m][lane][c];
-        cuda::flash_mask_scores(mine, lane, t0, W[lane].row_end, scale_log2, tile_max[lane]);
+        cuda::flash_mask_scores(mine, lane, t0, W[lane].limit, scale_log2, tile_max[lane]);
         for (int m = 0; m < score_tiles; ++m)
           for (int c = 0; c < 4; ++c) sc[m][lane][c] = mine[m][c];
       }

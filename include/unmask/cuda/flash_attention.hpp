@@ -265,6 +265,9 @@ __global__ void __launch_bounds__(32 * Warps)
   long long block_end = 0;
   for (int w = 0; w < Warps; ++w) block_end = warp_ends[w] > block_end ? warp_ends[w] : block_end;
   const key_range range = flash_split_range(split, splits > 1 ? flash_split_keys : block_end, block_end);
+  // Keys this block may score per row: staged keys past range.end are zeros, not keys.
+  std::int64_t limit[2];
+  for (int r = 0; r < 2; ++r) limit[r] = row_end[r] < range.end ? row_end[r] : range.end;
 
   // Q fragments (rows past q_len are zeros).
   std::uint32_t qa[q_chunks][4];
@@ -328,7 +331,7 @@ __global__ void __launch_bounds__(32 * Warps)
           mma::mma_16x8x16<T>(sc[2 * pair + 1], qa[c], b1);
         }
       float tile_max[2];
-      flash_mask_scores(sc, lane, t0, row_end, scale_log2, tile_max);
+      flash_mask_scores(sc, lane, t0, limit, scale_log2, tile_max);
       float factor[2];
       for (int r = 0; r < 2; ++r) factor[r] = rows[r].rescale(detail::quad_max(tile_max[r]));
       flash_exponentiate(sc, rows);

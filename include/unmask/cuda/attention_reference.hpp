@@ -90,18 +90,21 @@ UNMASK_HOST_DEVICE attention_row attention_row_of(const attention_shape& s, cons
   return row;
 }
 
-// The running maximum and sum of one query row's online softmax.
-struct online_softmax {
+// The running maximum and sum of one query row's online softmax, in base e
+// (scores as they are) or base 2 (scores pre-multiplied by log2(e), which
+// turns every exponential into one exp2: the tensor-core kernel's form).
+template <bool Base2>
+struct basic_online_softmax {
   float max = -INFINITY;
   float sum = 0.0f;
 
   // Raises the maximum to include a tile whose largest score is tile_max and
-  // returns the factor e^(old max - new max) by which the sum (rescaled here)
-  // and the caller's accumulators must be multiplied. 1 when the maximum
-  // stays, so an all -inf start never computes e^(-inf + inf).
+  // returns the factor e^(old max - new max) (2^ in base 2) by which the sum
+  // (rescaled here) and the caller's accumulators must be multiplied. 1 when
+  // the maximum stays, so an all -inf start never computes e^(-inf + inf).
   UNMASK_HOST_DEVICE float rescale(float tile_max) {
     const float m = tile_max > max ? tile_max : max;
-    const float factor = m == max ? 1.0f : expf(max - m);
+    const float factor = m == max ? 1.0f : (Base2 ? exp2f(max - m) : expf(max - m));
     max = m;
     sum *= factor;
     return factor;
@@ -109,6 +112,7 @@ struct online_softmax {
   // Adds the tile's sum of e^(s - max), with max the value after rescale.
   UNMASK_HOST_DEVICE void add(float tile_sum) { sum += tile_sum; }
 };
+using online_softmax = basic_online_softmax<false>;
 
 // K rows in shared memory are this many floats apart: odd, so the 32 lanes
 // reading element d of keys 0..31 hit 32 different banks.

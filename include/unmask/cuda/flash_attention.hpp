@@ -116,22 +116,9 @@ UNMASK_HOST_DEVICE stage_piece flash_v_source(int lane, int pair, int chunk) {
   return {chunk * 16 + 8 * (m.matrix & 1) + m.row, pair * 16 + 8 * (m.matrix >> 1)};
 }
 
-// The running maximum and sum of one row's online softmax in base 2 (the
-// sum here is this lane's share; the quad's shares are added at the end).
-struct online_softmax_base2 {
-  float max = -INFINITY;
-  float sum = 0.0f;
-
-  // Raises the maximum to tile_max (the quad's) and returns the factor
-  // 2^(old - new) already applied to sum; 1 while the maximum stays.
-  UNMASK_HOST_DEVICE float rescale(float tile_max) {
-    const float m = tile_max > max ? tile_max : max;
-    const float factor = m == max ? 1.0f : exp2f(max - m);
-    max = m;
-    sum *= factor;
-    return factor;
-  }
-};
+// A row's online softmax in base 2 (attention_reference.hpp); the sum a
+// lane keeps is its share, the quad's shares are added at the end.
+using online_softmax_base2 = basic_online_softmax<true>;
 
 // Scales this lane's scores of an S tile (KeyTile / 8 C fragments) by
 // scale_log2 and masks keys at or past each row's end (row_end[0] for row

@@ -52,5 +52,6 @@
 #include "unmask/decode/likelihood.hpp"
 #include "unmask/decode/resident_decoder.hpp"
 #include "unmask/decode/resident_state.hpp"
+#include "unmask/decode/step_scheduler.hpp"
 #include "unmask/tokenizer/byte_level_bpe.hpp"
 #include "unmask/tokenizer/tokenizer_config.hpp"

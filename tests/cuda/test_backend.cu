@@ -42,6 +42,7 @@
 #include "unmask/cuda/backend.hpp"
 #include "unmask/cuda/step_graph.hpp"
 #include "unmask/decode/ar_decoder.hpp"
+#include "unmask/decode/step_scheduler.hpp"
 #include "unmask/decode/block_diffusion_decoder.hpp"
 #include "unmask/decode/diffusion_decoder.hpp"
 #include "unmask/decode/resident_decoder.hpp"
@@ -638,6 +639,38 @@ TEST(CudaBackend, CachedResidentDecodingMatchesTheStepwiseLoop) {
                 static_cast<long long>(stepwise.forwards), resident.backend().step_graphs());
     EXPECT_GE(double(same), 0.5 * double(total)) << "cached resident decoding disagrees far beyond near ties";
   }
+}
+
+// The step scheduler on the GPU: requests joining a running batch decode
+// what the stepwise loop decodes for each alone on the GPU (near ties may
+// flip between batch shapes: cuBLASLt picks kernels by shape).
+TEST(CudaBackend, StepSchedulerMatchesTheStepwiseLoop) {
+  UNMASK_REQUIRE_DEVICE();
+  const std::vector<decode_request> requests = prompts();
+  diffusion_settings s;
+  s.layout = {64, 32, 32};
+  step_scheduler<cuda_backend_f32> scheduler(tiny_llada(), {});
+  std::vector<std::uint64_t> handles;
+  for (const decode_request& r : requests) {
+    handles.push_back(*scheduler.submit({r.prompt, r.id, s}));
+    scheduler.step();  // each joins a batch already running
+  }
+  scheduler.drain();
+  const auto finished = scheduler.take_finished();
+  ASSERT_EQ(finished.size(), requests.size());
+  decode_output got;
+  for (const std::uint64_t h : handles)
+    for (const auto& [handle, out] : finished)
+      if (handle == h) got.sequences.push_back(out);
+  decode_output stepwise;
+  for (const decode_request& r : requests)
+    stepwise.sequences.push_back(diffusion_decoder<cuda_backend_f32>(tiny_llada(), s).generate({r}).sequences[0]);
+  std::int64_t same = 0, total = 0;
+  count_equal_tokens(stepwise, got, requests, same, total);
+  if (::testing::Test::HasFatalFailure()) return;
+  std::printf("  step scheduler vs stepwise, one request at a time: %lld of %lld tokens equal\n",
+              static_cast<long long>(same), static_cast<long long>(total));
+  EXPECT_GE(double(same), 0.5 * double(total)) << "the scheduler disagrees far beyond near ties";
 }
 
 // A user's policy types (examples/) on the graphed resident path: the

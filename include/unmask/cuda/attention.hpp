@@ -43,8 +43,9 @@ cudaError_t attention(const T* q, const T* k, const T* v, T* out, const attentio
   if (!detail::attention_sizes_ok(s, mask)) return cudaErrorInvalidValue;
   if (s.batch == 0 || s.q_len == 0) return cudaSuccess;
   if (q == nullptr || k == nullptr || v == nullptr || out == nullptr) return cudaErrorInvalidValue;
-  if (flash_attention_applies(q, k, v, out, s))
-    return flash_attention(q, k, v, out, s, e, mask, workspace, workspace_bytes, stream);
+  if constexpr (mma::is_tile_element_v<T>)  // checked once: the device query is not repeated
+    if (flash_attention_applies(q, k, v, out, s))
+      return detail::run_flash_attention(q, k, v, out, s, e, mask, workspace, workspace_bytes, stream);
   return attention_reference(q, k, v, out, s, e, mask, stream);
 }
 

@@ -452,6 +452,29 @@ bool flash_attention_applies(const T* q, const T* k, const T* v, const T* out, c
   }
 }
 
+namespace detail {
+
+// The launch for checked arguments that flash_attention_applies takes: the
+// key splits where the workspace holds them, the kernel for the head dim.
+template <class T>
+cudaError_t run_flash_attention(const T* q, const T* k, const T* v, T* out, const attention_shape& s,
+                                const attention_extents& e, attention_mask mask, void* workspace,
+                                std::size_t workspace_bytes, cudaStream_t stream) {
+  const std::size_t needed = flash_workspace_bytes(s);
+  const bool split =
+      needed > 0 && workspace != nullptr && workspace_bytes >= needed && is_aligned(workspace, sizeof(float));
+  const std::int64_t splits = split ? flash_splits(s) : 1;
+  float* partial = split ? static_cast<float*>(workspace) : nullptr;
+  switch (s.head_dim) {
+    case 32: return launch_flash_attention<T, 32>(q, k, v, out, partial, s, e, mask, splits, stream);
+    case 64: return launch_flash_attention<T, 64>(q, k, v, out, partial, s, e, mask, splits, stream);
+    case 96: return launch_flash_attention<T, 96>(q, k, v, out, partial, s, e, mask, splits, stream);
+    default: return launch_flash_attention<T, 128>(q, k, v, out, partial, s, e, mask, splits, stream);
+  }
+}
+
+}  // namespace detail
+
 // out = attention(q, k, v) on tensor cores, with attention()'s arguments and
 // checks; `workspace` (device memory of workspace_bytes, may be null) enables
 // the key splits of the few-query path when it holds
@@ -468,17 +491,7 @@ cudaError_t flash_attention(const T* q, const T* k, const T* v, T* out, const at
     return cudaErrorInvalidValue;
   } else {
     if (!flash_attention_applies(q, k, v, out, s)) return cudaErrorInvalidValue;
-    const std::size_t needed = flash_workspace_bytes(s);
-    const bool split = needed > 0 && workspace != nullptr && workspace_bytes >= needed &&
-                       is_aligned(workspace, sizeof(float));
-    const std::int64_t splits = split ? flash_splits(s) : 1;
-    float* partial = split ? static_cast<float*>(workspace) : nullptr;
-    switch (s.head_dim) {
-      case 32: return detail::launch_flash_attention<T, 32>(q, k, v, out, partial, s, e, mask, splits, stream);
-      case 64: return detail::launch_flash_attention<T, 64>(q, k, v, out, partial, s, e, mask, splits, stream);
-      case 96: return detail::launch_flash_attention<T, 96>(q, k, v, out, partial, s, e, mask, splits, stream);
-      default: return detail::launch_flash_attention<T, 128>(q, k, v, out, partial, s, e, mask, splits, stream);
-    }
+    return detail::run_flash_attention(q, k, v, out, s, e, mask, workspace, workspace_bytes, stream);
   }
 }
 

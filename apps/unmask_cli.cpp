@@ -58,6 +58,7 @@
 
 #include "cli_flags.hpp"
 #include "cli_model.hpp"
+#include "cli_serve.hpp"
 #include "cli_output.hpp"
 #include "cli_progress.hpp"
 #include "cli_runs.hpp"
@@ -331,6 +332,19 @@ std::string decoding_defaults(const unmask::transformer_config& c) {
 
 // unmask info: the model's configuration and what the CPU engine holds of it,
 // as text or (--json) one JSON object with the same facts.
+int serve_command(const cli::serve_options& o) {
+#if !defined(UNMASK_HAS_SERVER)
+  (void)o;
+  throw unmask::file_error("this unmask was built without the server: cpp-httplib was not found when it was "
+                           "configured (Debian: libcpp-httplib-dev)");
+#else
+#if defined(UNMASK_CLI_CUDA)
+  if (o.device == "cuda") return cli::serve_on<unmask::cuda_backend>(o);
+#endif
+  return cli::serve_on<unmask::cpu_backend>(o);
+#endif
+}
+
 int info(const std::string& dir_flag, const std::string& isa, const std::string& compute, bool json) {
   const std::string dir = dir_flag.empty() ? cli::embedded_model("tiny-llada") : dir_flag;
   const unmask::transformer_model model = unmask::transformer_model::load(dir);
@@ -572,6 +586,44 @@ int main(int argc, char** argv) {
   inf->add_option("--compute", info_compute, "CPU GEMMs: f32 or bf16")->check(cli::one_of({"f32", "bf16"}));
   inf->add_flag("--json", info_json, "Print the facts as one JSON object");
 
+  cli::serve_options sv;
+  sv.defaults.gen_length = 64;
+  sv.defaults.block_length = 32;
+  sv.defaults.temperature = 0.0f;
+  CLI::App* srv = app.add_subcommand("serve", "Serve a model over an OpenAI-compatible HTTP API (docs/serving.md)");
+  CLI::Option* serve_model = srv->add_option("--model", sv.model, "Model directory (a bidirectional masked diffusion model)")->check(CLI::ExistingDirectory);
+  srv->add_option("--tokenizer", sv.tokenizer, "tokenizer.json (default: the model directory's)")->check(CLI::ExistingFile);
+  srv->add_option("--shape", sv.shape, "Serve random weights of a real shape instead (prompts as token ids): for load tests")
+      ->check(CLI::IsMember({"1b", "8b"}))->excludes(serve_model);
+  srv->add_option("--model-name", sv.model_name, "The model's id in the API (default: the directory's name)");
+  srv->add_option("--host", sv.host, "Address to listen on (loopback by default; 0.0.0.0: every interface)");
+  srv->add_option("--port", sv.port, "Port (0: any free one; the address is printed on stdout)")->check(CLI::Range(0, 65535));
+  srv->add_option("--api-key", sv.api_key, "Require 'Authorization: Bearer KEY' on /v1/ (default: $UNMASK_API_KEY, else none)");
+  srv->add_option("--max-running", sv.max_running, "Jobs (choices) decoded together in one batch")->check(CLI::Range(1, 4096));
+  srv->add_option("--max-queued", sv.max_queued, "Jobs waiting to join the batch; beyond it requests get 429")->check(CLI::Range(0, 1 << 20));
+  srv->add_option("--max-canvas-rows", sv.max_canvas_rows, "Prompt + generated positions across the batch")->check(CLI::Range(1, 1 << 24));
+  srv->add_option("--max-concurrent", sv.max_concurrent, "Generation requests in flight; beyond it requests get 429")->check(CLI::Range(1, 4096));
+  srv->add_option("--max-prompt-tokens", sv.max_prompt_tokens, "Longest prompt, in tokens")->check(CLI::Range(1, 1 << 20));
+  srv->add_option("--max-tokens", sv.max_tokens, "Largest max_tokens (generated positions) a request may ask for")->check(CLI::Range(1, 1 << 16));
+  srv->add_option("--max-choices", sv.max_choices, "Most prompts x n in one request")->check(CLI::Range(1, 1024));
+  srv->add_option("--max-body-bytes", sv.max_body_bytes, "Largest request body")->check(CLI::Range(1024, 1 << 30));
+  srv->add_option("--request-timeout", sv.request_timeout, "Seconds a request may take; then it is cancelled (504)")->check(cli::finite_range(0.001, 86400.0));
+  srv->add_option("--drain-timeout", sv.drain_timeout, "Seconds SIGTERM waits for the requests admitted")->check(cli::finite_range(0.0, 86400.0));
+  srv->add_option("--io-timeout", sv.io_timeout, "Seconds a read or write of a connection may block")->check(cli::finite_range(0.001, 3600.0));
+  srv->add_option("--gen-length", sv.defaults.gen_length, "max_tokens when a request gives none")->check(CLI::Range(1, 1 << 16));
+  srv->add_option("--block-length", sv.defaults.block_length, "block_length when a request gives none (and it divides max_tokens)")->check(CLI::Range(1, 1 << 16));
+  srv->add_option("--policy", sv.defaults.policy, "policy when a request gives none")
+      ->check(cli::one_of({"low-confidence", "margin", "entropy", "random", "threshold", "factor", "eb"}));
+  srv->add_option("--threshold", sv.defaults.threshold, "threshold when a request gives none")->check(cli::finite_range(0.0, 1.0));
+  srv->add_option("--temperature", sv.defaults.temperature, "temperature when a request gives none")->check(cli::finite_range(0.0, 2.0));
+  srv->add_option("--schedule", sv.defaults.schedule, "schedule when a request gives none")->check(cli::one_of({"llada", "dream", "llama_cpp"}));
+  srv->add_option("--threads", threads, "CPU threads")->check(CLI::Range(1, 1024));
+  srv->add_option("--isa", sv.defaults.isa, "CPU instruction set")->check(cli::one_of(levels));
+  srv->add_option("--compute", sv.defaults.compute, "CPU GEMMs: f32 or bf16")->check(cli::one_of({"f32", "bf16"}));
+#if defined(UNMASK_CLI_CUDA)
+  srv->add_option("--device", sv.device, "Where to run: cpu or cuda")->check(cli::one_of({"cpu", "cuda"}));
+#endif
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -602,6 +654,7 @@ int main(int argc, char** argv) {
     if (*gen && g.prompt_ids.empty() && prompt_text->count() == 0 && prompt_file->count() == 0 && g.batch.empty())
       throw unmask::argument_error("generate needs a prompt: -p TEXT, -p - (stdin), -f FILE, --prompt-ids LIST or --batch FILE");
     if (*inf) return info(info_model, info_isa, info_compute, info_json);
+    if (*srv) return serve_command(sv);
     if (*scr) return score(sc);
     if (*cht) {
       if (c.compare) throw unmask::argument_error("chat runs one model: --compare does not apply");

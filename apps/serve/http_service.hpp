@@ -156,6 +156,9 @@ class http_service {
     server_.set_write_timeout(io);
     server_.set_keep_alive_timeout(5);
     server_.set_tcp_nodelay(true);
+    for (const auto& l : m_.model.weights().layers)
+      for (const unmask::tensor_ref* t : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
+        layer_gemm_params_ += double(t->shape.numel());
     routes();
   }
 
@@ -554,6 +557,7 @@ class http_service {
   std::mutex seed_mutex_;
   std::mt19937_64 seeds_;
   std::time_t started_;
+  double layer_gemm_params_ = 0.0;
   mutable std::mutex metrics_mutex_;
   std::map<std::pair<std::string, int>, std::int64_t> requests_;
   double ttfc_sum_ = 0.0, e2e_sum_ = 0.0;
@@ -588,6 +592,10 @@ std::string http_service<Backend>::metrics_text() const {
   o << "unmask_model_calls_total " << f.model_calls << '\n';
   metric("unmask_sequence_forwards_total", "counter", "Sequences fed, summed over the forward passes.");
   o << "unmask_sequence_forwards_total " << f.sequence_forwards << '\n';
+  metric("unmask_canvas_rows_total", "counter", "Canvas positions (prompt and generated) fed to the model, summed over sequences and forward passes.");
+  o << "unmask_canvas_rows_total " << f.canvas_rows << '\n';
+  metric("unmask_model_layer_gemm_parameters", "gauge", "Weights of the layers' projections, multiplied at every canvas position: 2 x this x unmask_canvas_rows_total is the layers' GEMM FLOPs (the head, scored on the masked positions of each block only, comes on top).");
+  o << "unmask_model_layer_gemm_parameters " << layer_gemm_params_ << '\n';
   metric("unmask_committed_tokens_total", "counter", "Tokens committed to canvases.");
   o << "unmask_committed_tokens_total " << f.committed_tokens << '\n';
   metric("unmask_finished_jobs_total", "counter", "Jobs finished, stopped or cancelled.");

@@ -79,6 +79,7 @@ struct admission_result {
 struct engine_figures {
   std::int64_t queued = 0, running = 0;
   std::int64_t model_calls = 0, sequence_forwards = 0, committed_tokens = 0, finished_jobs = 0;
+  std::int64_t canvas_rows = 0;  // prompt + generated positions fed, summed over sequences and forwards
   double step_seconds_sum = 0.0;
   // Step-time histogram: counts of steps at most each bound (cumulative, Prometheus style).
   static constexpr double bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0};
@@ -210,6 +211,7 @@ class serve_engine {
         const auto handle = scheduler_.submit({std::move(j.prompt), j.id, j.settings},
                                               [this, weak, prompt_length](const unmask::request_event& e) {
                                                 ++step_sequences_;
+                                                step_rows_ += std::int64_t(e.canvas->size());
                                                 step_committed_ += std::int64_t(e.committed_positions->size());
                                                 if (auto ch = weak.lock()) record(*ch, e, prompt_length);
                                               });
@@ -255,7 +257,7 @@ class serve_engine {
   }
 
   void step() {
-    step_sequences_ = step_committed_ = 0;
+    step_sequences_ = step_committed_ = step_rows_ = 0;
     const auto t0 = clock_type::now();
     std::int64_t calls = 0;
     std::string failure;
@@ -280,6 +282,7 @@ class serve_engine {
       figures_.model_calls += calls;
       figures_.sequence_forwards += step_sequences_;
       figures_.committed_tokens += step_committed_;
+      figures_.canvas_rows += step_rows_;
       figures_.step_seconds_sum += seconds;
       for (std::size_t i = 0; i < std::size(engine_figures::bounds); ++i)
         if (seconds <= engine_figures::bounds[i]) ++figures_.step_buckets[i];
@@ -289,9 +292,17 @@ class serve_engine {
     }
   }
 
+  // Hands finished jobs their outputs; the gauges are updated first, so a
+  // handler woken by its job's end never reads its job as still running.
   void retire() {
     auto finished = scheduler_.take_finished();
     const auto now = clock_type::now();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      figures_.queued = scheduler_.queued();
+      figures_.running = scheduler_.running();
+      figures_.finished_jobs += std::int64_t(finished.size());
+    }
     for (auto& [handle, out] : finished) {
       auto found = open_.find(handle);
       if (found == open_.end()) continue;
@@ -305,13 +316,11 @@ class serve_engine {
         c->changed.notify_all();
       }
     }
-    std::lock_guard<std::mutex> lock(mutex_);
-    figures_.finished_jobs += std::int64_t(finished.size());
   }
 
   unmask::step_scheduler<Backend> scheduler_;
   std::map<std::uint64_t, std::shared_ptr<channel>> open_;  // loop thread only
-  std::int64_t step_sequences_ = 0, step_committed_ = 0;  // loop thread only
+  std::int64_t step_sequences_ = 0, step_committed_ = 0, step_rows_ = 0;  // loop thread only
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::vector<std::shared_ptr<pending>> inbox_;

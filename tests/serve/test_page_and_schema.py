@@ -21,7 +21,7 @@ def test_the_served_document_is_the_committed_one(tiny):
         assert requests.get(tiny.url + "/openapi.json", timeout=10).text == f.read()
 
 
-def test_schemathesis(serve):
+def test_schemathesis(serve, tmp_path):
     tool = os.environ.get("UNMASK_SCHEMATHESIS") or shutil.which("schemathesis")
     if not tool:
         pytest.skip("schemathesis is not installed (tests/serve/run.sh installs it)")
@@ -30,7 +30,7 @@ def test_schemathesis(serve):
               "response_schema_conformance,negative_data_rejection")
     r = subprocess.run([tool, "run", s.url + "/openapi.json", "--max-examples", "25", "--seed", "1",
                         "--checks", checks, "--request-timeout", "60", "--workers", "2", "--no-color"],
-                       capture_output=True, text=True, timeout=900)
+                       capture_output=True, text=True, timeout=900, cwd=tmp_path)
     print(r.stdout[-4000:])
     assert r.returncode == 0, r.stdout[-8000:] + r.stderr[-2000:]
     assert s.proc.poll() is None, "the server died"

@@ -70,12 +70,31 @@ inline bool same_secret(const std::string& given, const std::string& key) {
   return diff == 0;
 }
 
-// The socket of this process connected to (address, port) on local_port, or
-// -1: cpp-httplib does not hand a handler its connection, so a waiting
-// handler finds it to watch for the client going away. Only the handler's
-// own thread closes it, after the handler returns, so the descriptor stays
-// valid while it is watched.
-inline int client_socket(const std::string& address, int port, int local_port) {
+// One end of a TCP connection: address (text) and port.
+struct socket_end {
+  std::string address;
+  int port = -1;
+};
+
+inline socket_end end_of(const sockaddr_storage& a) {
+  char text[INET6_ADDRSTRLEN] = {};
+  if (a.ss_family == AF_INET) {
+    const auto* p = reinterpret_cast<const sockaddr_in*>(&a);
+    inet_ntop(AF_INET, &p->sin_addr, text, sizeof(text));
+    return {text, ntohs(p->sin_port)};
+  }
+  if (a.ss_family == AF_INET6) {
+    const auto* p = reinterpret_cast<const sockaddr_in6*>(&a);
+    inet_ntop(AF_INET6, &p->sin6_addr, text, sizeof(text));
+    return {text, ntohs(p->sin6_port)};
+  }
+  return {};
+}
+
+// Calls visit(fd, local, peer) for every connected TCP socket of this
+// process until it returns true; that descriptor, or -1.
+template <class Visit>
+int find_connected_socket(Visit visit) {
   DIR* dir = opendir("/proc/self/fd");
   if (!dir) return -1;
   int found = -1;
@@ -86,28 +105,26 @@ inline int client_socket(const std::string& address, int port, int local_port) {
     socklen_t local_size = sizeof(local), peer_size = sizeof(peer);
     if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_size) != 0) continue;
     if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_size) != 0) continue;
-    char text[INET6_ADDRSTRLEN] = {};
-    int local_p = -1, peer_p = -1;
-    if (peer.ss_family == AF_INET) {
-      const auto* p = reinterpret_cast<const sockaddr_in*>(&peer);
-      inet_ntop(AF_INET, &p->sin_addr, text, sizeof(text));
-      peer_p = ntohs(p->sin_port);
-      local_p = ntohs(reinterpret_cast<const sockaddr_in*>(&local)->sin_port);
-    } else if (peer.ss_family == AF_INET6) {
-      const auto* p = reinterpret_cast<const sockaddr_in6*>(&peer);
-      inet_ntop(AF_INET6, &p->sin6_addr, text, sizeof(text));
-      peer_p = ntohs(p->sin6_port);
-      local_p = ntohs(reinterpret_cast<const sockaddr_in6*>(&local)->sin6_port);
-    } else {
-      continue;
-    }
-    if (peer_p == port && local_p == local_port && address == text) {
+    const socket_end l = end_of(local), r = end_of(peer);
+    if (l.port < 0 || r.port < 0) continue;
+    if (visit(fd, l, r)) {
       found = fd;
       break;
     }
   }
   closedir(dir);
   return found;
+}
+
+// The socket of this process connected to (address, port) on local_port, or
+// -1: cpp-httplib does not hand a handler its connection, so a waiting
+// handler finds it to watch for the client going away. Only the handler's
+// own thread closes it, after the handler returns, so the descriptor stays
+// valid while it is watched.
+inline int client_socket(const std::string& address, int port, int local_port) {
+  return find_connected_socket([&](int, const socket_end& local, const socket_end& peer) {
+    return peer.port == port && local.port == local_port && peer.address == address;
+  });
 }
 
 // Whether the client of a connection is still there: it has not closed its
@@ -124,21 +141,10 @@ inline bool client_present(int fd) {
 // Shuts down (both directions) every connected socket of this process on
 // local_port: the server's connections.
 inline void shut_connections(int local_port) {
-  DIR* dir = opendir("/proc/self/fd");
-  if (!dir) return;
-  while (dirent* entry = readdir(dir)) {
-    const int fd = std::atoi(entry->d_name);
-    if (fd <= 2) continue;
-    sockaddr_storage local{}, peer{};
-    socklen_t local_size = sizeof(local), peer_size = sizeof(peer);
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_size) != 0) continue;
-    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_size) != 0) continue;
-    const int port = local.ss_family == AF_INET    ? ntohs(reinterpret_cast<const sockaddr_in*>(&local)->sin_port)
-                     : local.ss_family == AF_INET6 ? ntohs(reinterpret_cast<const sockaddr_in6*>(&local)->sin6_port)
-                                                   : -1;
-    if (port == local_port) shutdown(fd, SHUT_RDWR);
-  }
-  closedir(dir);
+  find_connected_socket([&](int fd, const socket_end& local, const socket_end&) {
+    if (local.port == local_port) shutdown(fd, SHUT_RDWR);
+    return false;
+  });
 }
 
 template <class Backend>

@@ -81,12 +81,7 @@ int serve_on(const serve_options& o) {
   if (!service.bind())
     throw unmask::file_error("cannot listen on " + o.host + ":" + std::to_string(o.port) +
                              " (in use, or not an address of this machine)");
-  const std::string host = o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host;
-  std::printf("http://%s:%d\n", host.c_str(), service.port());
-  std::fflush(stdout);
-  std::fprintf(stderr, "unmask serve: %s on http://%s:%d (%s)%s\n", id.c_str(), host.c_str(), service.port(),
-               Backend::name, so.api_key.empty() ? "" : ", API key required on /v1/");
-
+  // The handlers first: a supervisor may signal as soon as it reads the address.
   struct sigaction action {};
   action.sa_handler = on_serve_signal;
   sigemptyset(&action.sa_mask);
@@ -94,6 +89,15 @@ int serve_on(const serve_options& o) {
   sigaction(SIGINT, &action, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a client gone mid-write is a failed write, not the end of the server
   std::thread listener([&] { service.listen(); });
+  // Listening before the address is printed (and before a signal can stop
+  // it: cpp-httplib's stop() does nothing to a server not yet running).
+  while (!service.listening()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const std::string host = o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host;
+  std::printf("http://%s:%d\n", host.c_str(), service.port());
+  std::fflush(stdout);
+  std::fprintf(stderr, "unmask serve: %s on http://%s:%d (%s)%s\n", id.c_str(), host.c_str(), service.port(),
+               Backend::name, so.api_key.empty() ? "" : ", API key required on /v1/");
+
   while (serve_signal.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   std::fprintf(stderr, "unmask serve: %s: draining (%lld in flight)\n", serve_signal.load() == SIGTERM ? "SIGTERM" : "SIGINT",
                static_cast<long long>(service.in_flight()));

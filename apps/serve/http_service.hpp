@@ -122,8 +122,9 @@ int find_connected_socket(Visit visit) {
 // own thread closes it, after the handler returns, so the descriptor stays
 // valid while it is watched.
 inline int client_socket(const std::string& address, int port, int local_port) {
+  const std::string unscoped = address.substr(0, address.find('%'));  // fe80::1%eth0: inet_ntop has no scope
   return find_connected_socket([&](int, const socket_end& local, const socket_end& peer) {
-    return peer.port == port && local.port == local_port && peer.address == address;
+    return peer.port == port && local.port == local_port && peer.address == unscoped;
   });
 }
 
@@ -154,7 +155,10 @@ class http_service {
                serve_engine<Backend>& engine)
       : m_(model), defaults_(defaults), options_(std::move(options)), engine_(engine),
         seeds_(std::random_device{}()), started_(std::time(nullptr)) {
-    const std::size_t threads = std::size_t(options_.max_concurrent) + 8;
+    // Every request in flight holds a thread, and so does an idle keep-alive
+    // connection (up to 5 s): twice the limit and some, so that requests past
+    // it reach their handler and get 429, and /health and /metrics answer.
+    const std::size_t threads = 2 * std::size_t(options_.max_concurrent) + 16;
     server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     server_.set_payload_max_length(options_.max_body_bytes);
     const auto io = std::chrono::milliseconds(std::int64_t(options_.io_timeout * 1000.0));
@@ -186,6 +190,7 @@ class http_service {
     server_.stop();
     shut_connections(port_);
   }
+  bool listening() const { return server_.is_running(); }
   std::int64_t in_flight() const { return in_flight_.load(); }
 
   std::string metrics_text() const;
@@ -272,7 +277,24 @@ class http_service {
 
   static void send(Response& res, const api_error& e) {
     res.status = e.status;
+    if (e.status == 429 || e.status == 503) res.set_header("Connection", "close");  // its thread goes back to the pool
     res.set_content(dump(error_body(e)), "application/json");
+  }
+
+  // A whole response that holds `hold` (the request's place among those in
+  // flight) until it is written: a drain waits for the bytes, not only the handler.
+  static void send_held(Response& res, int status, std::string body, std::shared_ptr<void> hold) {
+    res.status = status;
+    auto text = std::make_shared<std::string>(std::move(body));
+    res.set_content_provider(
+        text->size(), "application/json",
+        [text](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+          return sink.write(text->data() + offset, length);
+        },
+        [hold](bool) {});
+  }
+  static void send_held(Response& res, const api_error& e, std::shared_ptr<void> hold) {
+    send_held(res, e.status, dump(error_body(e)), std::move(hold));
   }
 
   void generate(const Request& req, Response& res, bool chat) {
@@ -382,13 +404,15 @@ class http_service {
     for (std::size_t i = 0; i < s.channels.size(); ++i) {
       channel& c = *s.channels[i];
       std::lock_guard<std::mutex> lock(c.mutex);
-      if (!c.failure.empty()) return send(res, api_error(500, "decoding failed: " + c.failure, "server_error"));
+      if (!c.failure.empty()) return send_held(res, api_error(500, "decoding failed: " + c.failure, "server_error"), s.ticket);
       if (s.timed_out)
-        return send(res, api_error(504, "the request took longer than this server's limit of " +
-                                            dump(json(options_.request_timeout)) + " s", "timeout", "", "timeout"));
+        return send_held(res, api_error(504, "the request took longer than this server's limit of " +
+                                            dump(json(options_.request_timeout)) + " s", "timeout", "", "timeout"),
+                         s.ticket);
       if (!c.output || c.output->stop == unmask::stop_reason::cancelled || s.cancelled)
-        return send(res, api_error(503, "the request was cancelled (the server is shutting down)", "server_error", "",
-                                   "cancelled"));
+        return send_held(res, api_error(503, "the request was cancelled (the server is shutting down)", "server_error", "",
+                                   "cancelled"),
+                         s.ticket);
       const std::vector<std::int32_t> generated(c.output->canvas.begin() + c.output->prompt_length, c.output->canvas.end());
       const std::string text = s.texts[i].delta(generated, true);
       completion_tokens += s.texts[i].tokens();
@@ -402,7 +426,7 @@ class http_service {
     }
     json out = {{"id", s.id}, {"object", s.object}, {"created", s.created}, {"model", options_.model_id},
                 {"choices", std::move(choices)}, {"usage", usage(p, completion_tokens, forwards)}};
-    res.set_content(dump(out), "application/json");
+    send_held(res, 200, dump(out), s.ticket);
   }
 
   json usage(const parsed_request& p, std::int64_t completion_tokens, std::int64_t forwards) const {
@@ -423,9 +447,26 @@ class http_service {
     return choice;
   }
 
-  // One call of the stream's provider: waits briefly for a step, then writes
-  // what it added. Returns false to drop the connection.
+  // One call of the stream's provider. cpp-httplib runs providers outside
+  // its exception handling, so a failure here becomes an error event that
+  // ends the stream instead of ending the process.
   bool stream_some(request_state& s, httplib::DataSink& sink) {
+    try {
+      return stream_step(s, sink);
+    } catch (const std::exception& e) {
+      cancel_all(s);
+      s.closed = true;
+      const std::string out = sse(error_body(api_error(500, std::string("internal error: ") + e.what(), "server_error"))) +
+                              "data: [DONE]\n\n";
+      if (!sink.write(out.data(), out.size())) return false;
+      sink.done();
+      return true;
+    }
+  }
+
+  // Waits briefly for a step, then writes what it added. Returns false to
+  // drop the connection.
+  bool stream_step(request_state& s, httplib::DataSink& sink) {
     std::string out;
     if (s.parsed->chat && !s.role_sent) {
       json choices = json::array();
@@ -470,7 +511,7 @@ class http_service {
         if (done) output = c.output;
       }
       for (const step_event& e : events) out += sse("canvas", canvas_event(i, e, generated));
-      if (done && (!failure.empty() || s.timed_out || !output || output->stop == unmask::stop_reason::cancelled)) {
+      if (done && (!failure.empty() || !output || output->stop == unmask::stop_reason::cancelled)) {
         const api_error e = !failure.empty() ? api_error(500, "decoding failed: " + failure, "server_error")
                             : s.timed_out    ? api_error(504, "the request took longer than this server's limit", "timeout", "", "timeout")
                                              : api_error(503, "the request was cancelled", "server_error", "", "cancelled");
@@ -523,7 +564,7 @@ class http_service {
 
   json canvas_event(std::size_t index, const step_event& e, const std::vector<std::int32_t>& generated) const {
     json pieces = json::array();
-    for (const std::int32_t t : e.tokens) pieces.push_back(m_.tok.decode({t}));
+    for (const std::int32_t t : e.tokens) pieces.push_back(decode_text(m_, {t}));
     return {{"index", index}, {"block", e.block}, {"step", e.step}, {"length", generated.size()},
             {"positions", e.positions}, {"tokens", e.tokens}, {"pieces", pieces}, {"masks_left", e.masks_left}};
   }

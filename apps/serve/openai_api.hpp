@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <ctime>
 #include <map>
@@ -90,13 +91,29 @@ inline const json* field(const json& body, const char* name) {
 inline std::int64_t integer(const json& body, const char* name, std::int64_t lo, std::int64_t hi, std::int64_t fallback) {
   const json* v = field(body, name);
   if (!v) return fallback;
-  if (!v->is_number_integer() && !(v->is_number_float() && v->get<double>() == double(std::int64_t(v->get<double>()))))
-    throw invalid(name, std::string("'") + name + "' must be an integer", "invalid_type");
+  auto out_of_range = [&] {
+    return invalid(name, std::string("'") + name + "' must be between " + std::to_string(lo) + " and " +
+                             std::to_string(hi) + ", got " + dump(*v));
+  };
+  if (v->is_number_unsigned()) {  // (nlohmann keeps non-negative literals unsigned: beyond int64 they stay so)
+    const std::uint64_t u = v->get<std::uint64_t>();
+    if (hi < 0 || u > std::uint64_t(hi) || (lo > 0 && u < std::uint64_t(lo))) throw out_of_range();
+    return std::int64_t(u);
+  }
+  if (v->is_number_integer()) {
+    const std::int64_t i = v->get<std::int64_t>();
+    if (i < lo || i > hi) throw out_of_range();
+    return i;
+  }
+  if (!v->is_number_float()) throw invalid(name, std::string("'") + name + "' must be an integer", "invalid_type");
+  // A float with an integral value (2.0) is that integer; its range is checked
+  // on the double before any cast (2^63 and beyond cannot be cast).
   const double d = v->get<double>();
-  if (d < double(lo) || d > double(hi))
-    throw invalid(name, std::string("'") + name + "' must be between " + std::to_string(lo) + " and " +
-                            std::to_string(hi) + ", got " + dump(*v));
-  return v->is_number_integer() ? v->get<std::int64_t>() : std::int64_t(d);
+  if (!(d == std::floor(d))) throw invalid(name, std::string("'") + name + "' must be an integer", "invalid_type");
+  if (!(d >= double(lo) && d < 9223372036854775808.0 && d <= double(hi))) throw out_of_range();
+  const std::int64_t i = std::int64_t(d);
+  if (i < lo || i > hi) throw out_of_range();
+  return i;
 }
 
 inline double number(const json& body, const char* name, double lo, double hi, double fallback) {
@@ -154,7 +171,7 @@ inline std::string content_text(const json& content, const std::string& where) {
   if (!content.is_array()) throw invalid(where, "'" + where + "' must be a string or an array of text parts", "invalid_type");
   std::string out;
   for (const json& part : content) {
-    if (!part.is_object() || part.value("type", std::string()) != "text" || !part.contains("text") ||
+    if (!part.is_object() || !part.contains("type") || part["type"] != "text" || !part.contains("text") ||
         !part["text"].is_string())
       throw invalid(where, "'" + where + "' parts must be {\"type\": \"text\", \"text\": ...}");
     out += part["text"].get<std::string>();
@@ -163,6 +180,18 @@ inline std::string content_text(const json& content, const std::string& where) {
 }
 
 }  // namespace detail
+
+// Text of ids as transformers' decode(skip_special_tokens=True) makes it;
+// ids the tokenizer does not have (a vocabulary padded beyond it) are
+// skipped, as transformers skips them, instead of failing the request.
+inline std::string decode_text(const cli::loaded_model& m, const std::vector<std::int32_t>& ids) {
+  if (!m.tok.tokenizer) return m.tok.decode(ids);
+  std::vector<std::int32_t> known;
+  known.reserve(ids.size());
+  for (const std::int32_t id : ids)
+    if (m.tok.tokenizer->has_id(id)) known.push_back(id);
+  return m.tok.tokenizer->decode(known, true);
+}
 
 // Fields OpenAI defines that this server does not implement: a request that
 // sets one to anything but its neutral value is refused (400), not silently
@@ -185,7 +214,7 @@ inline void refuse_unsupported(const json& body, bool chat) {
   if (!chat && detail::integer(body, "best_of", 1, 1, 1) != 1)
     throw invalid("best_of", "'best_of' is not supported by this server (only 1)", "unsupported");
   if (const json* v = detail::field(body, "response_format");
-      v && !(v->is_object() && v->value("type", std::string("text")) == "text"))
+      v && !(v->is_object() && (!v->contains("type") || (*v)["type"] == "text")))
     throw invalid("response_format", "only {\"type\": \"text\"} is supported as 'response_format'", "unsupported");
 }
 
@@ -294,7 +323,11 @@ inline parsed_request parse_request(const json& body, bool chat, const cli::load
     throw invalid("steps", "'steps' " + std::to_string(o.steps) + " must be a multiple of the number of blocks " +
                                std::to_string(blocks) + " (the generation length over block_length)");
   o.temperature = float(detail::number(body, "temperature", 0.0, 2.0, defaults.temperature));
-  o.top_p = float(detail::number(body, "top_p", 1e-6, 1.0, defaults.top_p));
+  o.top_p = float(detail::number(body, "top_p", 0.0, 1.0, defaults.top_p));
+  if (o.top_p == 0.0f) {  // OpenAI allows 0: only the most likely token, which is temperature 0
+    o.top_p = 1.0f;
+    o.temperature = 0.0f;
+  }
   o.top_k = int(detail::integer(body, "top_k", 0, m.model.config().vocab_size, defaults.top_k));
   o.policy = detail::text(body, "policy", {"low-confidence", "margin", "entropy", "random", "threshold", "factor", "eb"},
                           defaults.policy);
@@ -326,8 +359,8 @@ inline parsed_request parse_request(const json& body, bool chat, const cli::load
   }
   if (!r.stop_strings.empty()) {
     r.settings.stop.strings = r.stop_strings;
-    const unmask::bpe_tokenizer* tok = &*m.tok.tokenizer;
-    r.settings.stop.text = [tok](const std::vector<std::int32_t>& ids) { return tok->decode(ids, true); };
+    const cli::loaded_model* served = &m;
+    r.settings.stop.text = [served](const std::vector<std::int32_t>& ids) { return decode_text(*served, ids); };
   }
   return r;
 }
@@ -368,13 +401,17 @@ class text_stream {
     bool stopped = false;
     const std::vector<std::int32_t> ids = visible_ids(generated, m_, r_.settings, &stopped);
     tokens_ = std::int64_t(ids.size());
-    std::string text = m_.tok.decode(ids);
+    std::string text = decode_text(m_, ids);
     std::size_t cut = std::string::npos;
     for (const std::string& s : r_.stop_strings) cut = std::min(cut, text.find(s));
     if (cut != std::string::npos) {
       text.resize(cut);
       stopped_by_string_ = true;
       final = true;
+      // The completion's tokens: those whose text begins before the cut.
+      std::int64_t k = 0;
+      while (k < tokens_ && decode_text(m_, {ids.begin(), ids.begin() + k}).size() < cut) ++k;
+      tokens_ = k;
     }
     std::size_t ready = text.size();
     if (!final && !stopped) {

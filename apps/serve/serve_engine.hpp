@@ -98,7 +98,7 @@ template <class Backend>
 class serve_engine {
  public:
   serve_engine(const unmask::transformer_model& model, unmask::scheduler_limits limits, Backend backend = {})
-      : scheduler_(model, limits, {}, std::move(backend)) {
+      : scheduler_(model, limits, {}, std::move(backend)), max_queued_(limits.max_queued) {
     loop_ = std::thread([this] { run(); });
   }
   ~serve_engine() { stop(); }
@@ -107,6 +107,11 @@ class serve_engine {
 
   // Admits every job of a group or none; waits for the loop (between two steps).
   admission_result submit(std::vector<job> jobs, bool keep_events) {
+    if (std::int64_t(jobs.size()) > max_queued_)  // could never be admitted: not a matter of retrying
+      return {admission::invalid,
+              std::to_string(jobs.size()) + " choices (prompts x n) exceed the queue's " + std::to_string(max_queued_) +
+                  " (--max-queued)",
+              {}};
     auto entry = std::make_shared<pending>();
     entry->jobs = std::move(jobs);
     entry->keep_events = keep_events;
@@ -267,8 +272,9 @@ class serve_engine {
       failure = e.what();
     }
     const auto t1 = clock_type::now();
-    if (!failure.empty()) {  // the batch's state is unknown: every job fails
+    if (!failure.empty()) {  // the batch's state is unknown: its jobs fail (the queued ones wait on)
       for (auto& [handle, c] : open_) {
+        if (!scheduler_.is_running(handle)) continue;
         {
           std::lock_guard<std::mutex> lock(c->mutex);
           c->failure = failure;
@@ -319,6 +325,7 @@ class serve_engine {
   }
 
   unmask::step_scheduler<Backend> scheduler_;
+  std::int64_t max_queued_;
   std::map<std::uint64_t, std::shared_ptr<channel>> open_;  // loop thread only
   std::int64_t step_sequences_ = 0, step_committed_ = 0, step_rows_ = 0;  // loop thread only
   mutable std::mutex mutex_;

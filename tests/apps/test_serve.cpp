@@ -129,12 +129,17 @@ TEST(ServeRequest, EveryBadFieldIsA4xxNamingIt) {
       {{{"prompt", "x"}, {"max_tokens", 64}, {"block_length", 16}, {"steps", 6}}, 400, "steps"},
       {{{"prompt", "x"}, {"temperature", 3}}, 400, "temperature"},
       {{{"prompt", "x"}, {"temperature", "hot"}}, 400, "temperature"},
-      {{{"prompt", "x"}, {"top_p", 0}}, 400, "top_p"},
+      {{{"prompt", "x"}, {"top_p", -0.1}}, 400, "top_p"},
       {{{"prompt", "x"}, {"policy", "best"}}, 400, "policy"},
       {{{"prompt", "x"}, {"threshold", 1.5}}, 400, "threshold"},
       {{{"prompt", "x"}, {"schedule", "cosine-ish"}}, 400, "schedule"},
       {{{"prompt", "x"}, {"cache", "dual"}}, 400, "cache"},
       {{{"prompt", "x"}, {"seed", -1}}, 400, "seed"},
+      {{{"prompt", "x"}, {"seed", 1e19}}, 400, "seed"},  // beyond int64 as a float: refused, never cast
+      {{{"prompt", "x"}, {"seed", 9223372036854775808ull}}, 400, "seed"},
+      {{{"prompt", "x"}, {"max_tokens", 1e300}}, 400, "max_tokens"},
+      {{{"prompt", "x"}, {"max_tokens", -1e300}}, 400, "max_tokens"},
+      {{{"prompt", "x"}, {"response_format", {{"type", 1}}}}, 400, "response_format"},
       {{{"prompt", "x"}, {"n", 0}}, 400, "n"},
       {{{"prompt", "x"}, {"n", 17}}, 400, "n"},
       {{{"prompt", json::array({"a", "b", "c", "d"})}, {"n", 5}}, 400, "n"},
@@ -168,11 +173,18 @@ TEST(ServeRequest, EveryBadFieldIsA4xxNamingIt) {
   // Chat: the messages themselves.
   for (const json& messages : {json(nullptr), json("hi"), json::array(), json::array({{{"role", "user"}}}),
                                json::array({{{"role", "robot"}, {"content", "hi"}}}),
-                               json::array({{{"role", "user"}, {"content", {{{"type", "image_url"}}}}}})}) {
+                               json::array({{{"role", "user"}, {"content", {{{"type", "image_url"}}}}}}),
+                               json::array({{{"role", "user"}, {"content", {{{"type", nullptr}, {"text", "a"}}}}}})}) {
     const serve::api_error e = refusal({{"messages", messages}}, true);
     EXPECT_EQ(e.status, 400) << messages.dump();
     EXPECT_EQ(e.param.rfind("messages", 0), 0u) << messages.dump() << ": " << e.param;
   }
+  // Integral floats are integers; the largest seed is accepted.
+  EXPECT_EQ(parse({{"prompt", "x"}, {"max_tokens", 16.0}}).settings.layout.gen_length, 16);
+  EXPECT_EQ(parse({{"prompt", "x"}, {"seed", 9223372036854775807ll}}).settings.seed, 9223372036854775807ull);
+  // top_p 0 (OpenAI's range includes it) is the most likely token: temperature 0.
+  const serve::parsed_request greedy = parse({{"prompt", "x"}, {"top_p", 0}, {"temperature", 1.0}});
+  EXPECT_EQ(greedy.settings.sampling.temperature, 0.0f);
   // Neutral values of the unsupported fields are accepted.
   EXPECT_NO_THROW(parse({{"prompt", "x"}, {"presence_penalty", 0}, {"logprobs", nullptr}, {"best_of", 1},
                          {"logit_bias", json::object()}, {"response_format", {{"type", "text"}}}}));
@@ -204,6 +216,8 @@ TEST(ServeTextStream, HoldsBackWhatAStopStringCouldClaim) {
   sent += stream.delta(generated, true);
   EXPECT_EQ(sent, " and it was good, ");
   EXPECT_TRUE(stream.stopped_by_string());
+  // The completion's tokens are those that begin before the cut (" the" does, "end" does not).
+  EXPECT_EQ(stream.tokens(), std::int64_t(tok.encode(" and it was good,").size()) + 1);
 
   // Uncommitted positions end the visible text: nothing after a gap is sent.
   serve::parsed_request plain = parse({{"prompt", "x"}});
@@ -412,7 +426,7 @@ TEST(ServeProgram, ACompletionIsWhatGenerateMakes) {
 }
 
 TEST(ServeProgram, ErrorsAreOpenAiErrorObjects) {
-  server_process server({"--api-key", "k3y", "--max-body-bytes", "2000", "--max-tokens", "64"});
+  server_process server({"--api-key", "k3y", "--max-body-bytes", "2000", "--max-tokens", "64", "--max-queued", "4"});
   ASSERT_GT(server.port(), 0);
   auto c = server.client();
   auto error_of = [](const httplib::Result& r) { return json::parse(r->body).at("error"); };
@@ -442,6 +456,7 @@ TEST(ServeProgram, ErrorsAreOpenAiErrorObjects) {
       {"/v1/completions", R"({"prompt": "x", "max_tokens": 65})", 400, "max_tokens"},
       {"/v1/completions", R"({"prompt": "x", "model": "other"})", 404, "model"},
       {"/v1/chat/completions", R"({"messages": []})", 400, "messages"},
+      {"/v1/completions", R"({"prompt": "x", "n": 5})", 400, ""},  // more choices than the queue holds: never admissible
       {"/v1/completions", R"({"prompt": ")" + std::string(3000, 'a') + R"("})", 413, ""},
       {"/v1/nothing", "{}", 404, ""},
   };

@@ -154,3 +154,22 @@ def test_full_queue(serve):
     first.close()
     second.close()
     assert s.wait_for(lambda m: m["unmask_running_jobs"] == 0 and m["unmask_queue_depth"] == 0, timeout=3.0)
+
+
+def test_sigterm_at_once(serve):
+    """A signal as soon as the address is printed still drains and exits 0."""
+    s = serve()
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.proc.wait(10) == 0
+
+
+def test_refusals_close_their_connection(serve):
+    """429 and 503 end the connection, so a refused client does not hold a server thread in keep-alive."""
+    s = serve("--max-concurrent", "1")
+    sock = raw_post(s, LONG)
+    assert s.wait_for(running(1))
+    with requests.Session() as session:
+        r = session.post(s.v1 + "/completions", json={"prompt": PROMPT, "max_tokens": 8}, timeout=10)
+        assert r.status_code == 429
+        assert r.headers.get("Connection", "").lower() == "close"
+    sock.close()

@@ -213,6 +213,10 @@ class step_scheduler {
   bool idle() const { return queue_.empty() && running_.empty(); }
   std::int64_t queued() const { return std::int64_t(queue_.size()); }
   std::int64_t running() const { return std::int64_t(running_.size()); }
+  // Whether a request is in the running batch (not queued, not finished).
+  bool is_running(std::uint64_t handle) const {
+    return std::any_of(running_.begin(), running_.end(), [&](const running_request& r) { return r.handle == handle; });
+  }
 
   // The outputs of the requests finished or cancelled since the last call, by handle.
   std::vector<std::pair<std::uint64_t, sequence_output>> take_finished() { return std::exchange(finished_, {}); }

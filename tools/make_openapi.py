@@ -19,7 +19,7 @@ ids = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 
 common = {
   "model": {"type": "string", "description": "The served model's id (GET /v1/models); optional"},
   "temperature": num(0, 2, "Sampling temperature; 0 is greedy (default: --temperature, 0)"),
-  "top_p": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 1, "description": "Nucleus sampling"},
+  "top_p": {"type": "number", "minimum": 0, "maximum": 1, "description": "Nucleus sampling (0: only the most likely token, as temperature 0)"},
   "n": integer(1, 16, "Choices per prompt (each keyed by its index, so equal requests decode equally)"),
   "stream": {"type": "boolean", "description": "Server-sent events: one chunk per step that added text, then data: [DONE]"},
   "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}, "description": "With stream: a last chunk with usage"},
@@ -39,6 +39,7 @@ common = {
   "factor": num(0.000001, 100, "Extension: factor of policy factor (Fast-dLLM)"),
   "gamma": num(0.000001, 100, "Extension: entropy bound of policy eb"),
   "schedule": {"type": "string", "enum": ["llada", "dream", "llama_cpp"], "description": "Extension: how many positions each step commits"},
+  "cfg": num(0, 100, "Extension: classifier-free guidance scale (0: none; a guided request feeds its unconditional copy too)"),
   "cache": {"type": "string", "enum": ["none"], "description": "Extension: the K/V cache mode (the scheduler runs without one)"},
   "canvas_events": {"type": "boolean", "description": "Extension, with stream: also send `event: canvas` events, the positions each step committed"},
 }

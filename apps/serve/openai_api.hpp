@@ -336,7 +336,7 @@ inline parsed_request parse_request(const json& body, bool chat, const cli::load
   o.gamma = float(detail::number(body, "gamma", 1e-6, 100.0, defaults.gamma));
   o.schedule = detail::text(body, "schedule", {"llada", "dream", "llama_cpp"}, defaults.schedule);
   o.cache = detail::text(body, "cache", {"none"}, "none");
-  o.cfg = 0.0f;
+  o.cfg = float(detail::number(body, "cfg", 0.0, 100.0, 0.0));  // classifier-free guidance scale (0: none)
   o.remasking = "none";
   r.settings = cli::diffusion_settings_from(o);
   r.settings.seed = std::uint64_t(detail::integer(body, "seed", 0, INT64_MAX, 0));

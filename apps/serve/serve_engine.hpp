@@ -212,11 +212,12 @@ class serve_engine {
         c->submitted = clock_type::now();
         c->generated.assign(std::size_t(j.settings.layout.gen_length), -1);
         const std::int32_t prompt_length = std::int32_t(j.prompt.size());
+        const std::int64_t copies = j.settings.cfg_scale > 0.0f ? 2 : 1;  // guided: its unconditional copy too
         std::weak_ptr<channel> weak = c;
         const auto handle = scheduler_.submit({std::move(j.prompt), j.id, j.settings},
-                                              [this, weak, prompt_length](const unmask::request_event& e) {
+                                              [this, weak, prompt_length, copies](const unmask::request_event& e) {
                                                 ++step_sequences_;
-                                                step_rows_ += std::int64_t(e.canvas->size());
+                                                step_rows_ += copies * std::int64_t(e.canvas->size());
                                                 step_committed_ += std::int64_t(e.committed_positions->size());
                                                 if (auto ch = weak.lock()) record(*ch, e, prompt_length);
                                               });

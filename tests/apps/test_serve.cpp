@@ -134,6 +134,7 @@ TEST(ServeRequest, EveryBadFieldIsA4xxNamingIt) {
       {{{"prompt", "x"}, {"threshold", 1.5}}, 400, "threshold"},
       {{{"prompt", "x"}, {"schedule", "cosine-ish"}}, 400, "schedule"},
       {{{"prompt", "x"}, {"cache", "dual"}}, 400, "cache"},
+      {{{"prompt", "x"}, {"cfg", -1}}, 400, "cfg"},
       {{{"prompt", "x"}, {"seed", -1}}, 400, "seed"},
       {{{"prompt", "x"}, {"seed", 1e19}}, 400, "seed"},  // beyond int64 as a float: refused, never cast
       {{{"prompt", "x"}, {"seed", 9223372036854775808ull}}, 400, "seed"},
@@ -407,6 +408,15 @@ TEST(ServeProgram, ACompletionIsWhatGenerateMakes) {
   EXPECT_FALSE(committed.empty());
   EXPECT_LT(*committed.rbegin(), 32);
 
+  // Guided (classifier-free guidance, the unconditional copy in the same batch): what generate --cfg makes.
+  json guided = body;
+  guided["cfg"] = 1.5;
+  const auto g = c.Post("/v1/completions", guided.dump(), "application/json");
+  ASSERT_TRUE(g);
+  ASSERT_EQ(g->status, 200) << g->body;
+  EXPECT_EQ(json::parse(g->body)["choices"][0]["text"],
+            generate_text("-p 'In the beginning' --gen-length 32 --block-length 32 --steps 16 --cfg 1.5"));
+
   // Chat, with the template: an assistant message.
   const json chat = {{"messages", {{{"role", "user"}, {"content", "Who made the light?"}}}}, {"max_tokens", 16}};
   const auto cr = c.Post("/v1/chat/completions", chat.dump(), "application/json");
@@ -419,7 +429,7 @@ TEST(ServeProgram, ACompletionIsWhatGenerateMakes) {
 
   const auto metrics = c.Get("/metrics");
   ASSERT_TRUE(metrics);
-  EXPECT_NE(metrics->body.find("unmask_requests_total{path=\"/v1/completions\",status=\"200\"} 2"), std::string::npos)
+  EXPECT_NE(metrics->body.find("unmask_requests_total{path=\"/v1/completions\",status=\"200\"} 3"), std::string::npos)
       << metrics->body;
   EXPECT_NE(metrics->body.find("unmask_running_jobs 0"), std::string::npos) << metrics->body;
   EXPECT_EQ(server.terminate(), 0);

@@ -97,6 +97,36 @@ TEST(StepScheduler, EachRequestDecodesAsItWouldAlone) {
   EXPECT_TRUE(stopped) << "no request met its end-of-sequence token: the stop path is untested";
 }
 
+// Guidance (each guided request's unconditional copy in the same forward):
+// guided requests of different scales among unguided ones, each as
+// diffusion_decoder decodes it alone with the same scale.
+TEST(StepScheduler, GuidedRequestsDecodeAsTheyWouldAlone) {
+  std::vector<scheduled_request> requests = mixed_requests();
+  const float scales[] = {0.5f, 0.0f, 2.0f};
+  for (std::size_t i = 0; i < requests.size(); ++i) requests[i].settings.cfg_scale = scales[i % 3];
+  std::vector<sequence_output> want;
+  for (const scheduled_request& r : requests) want.push_back(alone(r));
+  // Guidance changes what is decoded (else this test would not tell).
+  int changed = 0;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    if (requests[i].settings.cfg_scale == 0.0f) continue;
+    scheduled_request unguided = requests[i];
+    unguided.settings.cfg_scale = 0.0f;
+    changed += alone(unguided).canvas != want[i].canvas;
+  }
+  EXPECT_GT(changed, 0) << "no guided request decodes differently from its unguided self";
+  step_scheduler<cpu_backend> scheduler(tiny(), {64, 5, 16384});
+  std::map<std::uint64_t, std::size_t> index;
+  for (std::size_t i = 0; i < requests.size(); ++i) index[*scheduler.submit(requests[i])] = i;
+  scheduler.drain();
+  const auto finished = scheduler.take_finished();
+  ASSERT_EQ(finished.size(), requests.size());
+  for (const auto& [handle, out] : finished) {
+    const std::size_t i = index.at(handle);
+    expect_same(out, want[i], "request " + std::to_string(i) + ", cfg " + std::to_string(requests[i].settings.cfg_scale));
+  }
+}
+
 TEST(StepScheduler, LimitsQueueAndBatch) {
   scheduled_request r;
   r.prompt = {5, 17, 42, 3};
@@ -162,8 +192,11 @@ TEST(StepScheduler, RefusesWhatItDoesNotRun) {
   r.settings.cache.mode = cache_mode::dual;
   expect_error<argument_error>([&] { scheduler.submit(r); }, {"without a K/V cache"});
   r.settings = test::short_layout();
-  r.settings.cfg_scale = 1.0f;
-  expect_error<argument_error>([&] { scheduler.submit(r); }, {"without guidance"});
+  r.settings.cfg_scale = 1.0f;  // guided: two sequences of rows, beyond a limit one would fit
+  step_scheduler<cpu_backend> narrow(tiny(), {4, 4, std::int64_t(1 + r.settings.layout.gen_length) + 1});
+  expect_error<argument_error>([&] { narrow.submit(r); }, {"twice for guidance", "max_canvas_rows"});
+  r.settings.cfg_scale = 0.0f;
+  EXPECT_TRUE(narrow.submit(r).has_value());
   r.settings = test::short_layout();
   r.settings.mode = decode_mode::ancestral;
   expect_error<argument_error>([&] { scheduler.submit(r); }, {"confidence decoding"});

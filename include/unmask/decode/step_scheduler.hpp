@@ -16,7 +16,9 @@
 // diffusion_decoder gives it alone (tests/decode/test_step_scheduler.cpp
 // checks it token for token on the CPU backend, with requests joining and
 // leaving at different steps). A callback per request sees every step's
-// committed positions. Confidence decoding without guidance or a K/V cache;
+// committed positions. Guidance (cfg_scale) feeds a request's unconditional
+// copy beside it in the same forward, as diffusion_decoder does. Confidence
+// decoding without a K/V cache;
 // one attention mask for the batch (the model's). Not thread-safe: one
 // thread calls submit, cancel and step (a server's loop).
 #pragma once
@@ -37,7 +39,7 @@ namespace unmask {
 struct scheduled_request {
   std::vector<std::int32_t> prompt;
   std::uint32_t id = 0;          // keys the request's draws: equal ids and settings decode equally
-  diffusion_settings settings;   // confidence mode, no cache, no guidance
+  diffusion_settings settings;   // confidence mode, no cache (guidance allowed)
 };
 
 struct scheduler_limits {
@@ -85,15 +87,15 @@ class step_scheduler {
     if (r.settings.mode != decode_mode::confidence)
       throw argument_error("the step scheduler runs confidence decoding, not ancestral sampling");
     if (r.settings.cache.mode != cache_mode::none) throw argument_error("the step scheduler runs without a K/V cache");
-    if (r.settings.cfg_scale > 0.0f) throw argument_error("the step scheduler runs without guidance");
     if (r.settings.eos_token_id < 0) {  // the model's eos, and with it every stop id of its config
       r.settings.eos_token_id = std::int32_t(model_.config().eos_token_id);
       if (r.settings.stop_at_eos) r.settings.stop.add_token_ids(model_.config().stop_token_ids);
     }
     r.out = detail::start_canvas({request.prompt, request.id}, 0, model_.config(), r.settings.layout.gen_length);
-    if (std::int64_t(r.out.canvas.size()) > limits_.max_canvas_rows)
-      throw argument_error(concat("a request of ", r.out.canvas.size(), " positions exceeds max_canvas_rows ",
-                                  limits_.max_canvas_rows));
+    if (rows_of(r) > limits_.max_canvas_rows)
+      throw argument_error(concat("a request of ", r.out.canvas.size(), " positions",
+                                  guided(r) ? concat(", twice for guidance (", rows_of(r), " rows),") : std::string(),
+                                  " exceeds max_canvas_rows ", limits_.max_canvas_rows));
     if (std::int64_t(queue_.size()) >= limits_.max_queued) return std::nullopt;
     r.id = request.id;
     r.handle = ++last_handle_;
@@ -127,25 +129,40 @@ class step_scheduler {
     const std::int32_t mask = std::int32_t(c.mask_token_id);
     const std::int64_t n = std::int64_t(running_.size()), vocab = c.vocab_size;
     std::int64_t width = 0;
-    for (const running_request& r : running_) width = std::max<std::int64_t>(width, std::int64_t(r.out.canvas.size()));
-    tokens_.assign(std::size_t(n * width), 0);
-    lengths_.resize(std::size_t(n));
-    origins_.resize(std::size_t(n));
+    // Sequences: each request's canvas and, after it for a guided request,
+    // its unconditional copy (the prompt replaced by masks), as
+    // diffusion_decoder feeds them; each request's rows to score are its
+    // block's masked positions in each of its sequences.
+    std::int64_t sequences = 0;
+    for (const running_request& r : running_) {
+      width = std::max<std::int64_t>(width, std::int64_t(r.out.canvas.size()));
+      sequences += guided(r) ? 2 : 1;
+    }
+    tokens_.assign(std::size_t(sequences * width), 0);
+    lengths_.resize(std::size_t(sequences));
+    origins_.resize(std::size_t(sequences));
+    first_sequence_.resize(std::size_t(n));
     rows_.clear();
     row_begin_.resize(std::size_t(n + 1));
+    std::int64_t sequence = 0;
     for (std::int64_t b = 0; b < n; ++b) {
       const running_request& r = running_[std::size_t(b)];
-      std::copy(r.out.canvas.begin(), r.out.canvas.end(), tokens_.begin() + b * width);
-      lengths_[std::size_t(b)] = std::int32_t(r.out.canvas.size());
-      origins_[std::size_t(b)] = r.out.prompt_length;
       row_begin_[std::size_t(b)] = std::int64_t(rows_.size());
-      for (std::int32_t p = r.block_begin; p < r.block_end; ++p)
-        if (r.out.canvas[std::size_t(p)] == mask) rows_.push_back(std::int32_t(b * width + p));
+      first_sequence_[std::size_t(b)] = sequence;
+      for (std::int64_t copy = 0; copy < (guided(r) ? 2 : 1); ++copy, ++sequence) {
+        std::int32_t* dst = tokens_.data() + sequence * width;
+        std::copy(r.out.canvas.begin(), r.out.canvas.end(), dst);
+        if (copy == 1) std::fill(dst, dst + r.out.prompt_length, mask);
+        lengths_[std::size_t(sequence)] = std::int32_t(r.out.canvas.size());
+        origins_[std::size_t(sequence)] = r.out.prompt_length;
+        for (std::int32_t p = r.block_begin; p < r.block_end; ++p)
+          if (r.out.canvas[std::size_t(p)] == mask) rows_.push_back(std::int32_t(sequence * width + p));
+      }
     }
     row_begin_[std::size_t(n)] = std::int64_t(rows_.size());
     const std::int64_t count = std::int64_t(rows_.size());
     logits_.reserve_at_least(std::size_t(count * vocab));
-    token_batch in{tokens_.data(), n, width, lengths_.data()};
+    token_batch in{tokens_.data(), sequences, width, lengths_.data()};
     in.mask_origins = origins_.data();
     forward_.locating_non_finite([&] {
       forward_(in, attention_, logits_.data(), nullptr, {rows_.data(), count});
@@ -153,11 +170,15 @@ class step_scheduler {
     });
     for (std::int64_t b = 0; b < n; ++b) {
       running_request& r = running_[std::size_t(b)];
-      const std::int64_t first = row_begin_[std::size_t(b)], m = row_begin_[std::size_t(b) + 1] - first;
+      const std::int64_t first = row_begin_[std::size_t(b)];
+      const std::int64_t m = (row_begin_[std::size_t(b) + 1] - first) / (guided(r) ? 2 : 1);
+      // Guided: the conditional rows, then as many unconditional ones, become the guided logits.
+      if (guided(r)) forward_.backend().apply_guidance(logits_.data() + first * vocab, m, vocab, r.settings.cfg_scale);
       sites_.clear();
       positions_.clear();
       for (std::int64_t i = 0; i < m; ++i) {
-        const std::int32_t position = std::int32_t(rows_[std::size_t(first + i)] - b * width);
+        const std::int32_t position =
+            std::int32_t(rows_[std::size_t(first + i)] - first_sequence_[std::size_t(b)] * width);
         positions_.push_back(position);
         sites_.push_back({r.id, r.rng_step, std::uint32_t(position)});
       }
@@ -236,6 +257,12 @@ class step_scheduler {
     bool finished = false;
   };
 
+  static bool guided(const running_request& r) { return r.settings.cfg_scale > 0.0f; }
+  // Canvas rows a request feeds per step (two sequences when guided).
+  static std::int64_t rows_of(const running_request& r) {
+    return std::int64_t(r.out.canvas.size()) * (guided(r) ? 2 : 1);
+  }
+
   void start_block(running_request& r, std::int32_t block) {
     const std::int32_t mask = std::int32_t(model_.config().mask_token_id);
     r.block = block;
@@ -250,10 +277,10 @@ class step_scheduler {
   // room for it (a request never overtakes an earlier one).
   void admit() {
     std::int64_t rows = 0;
-    for (const running_request& r : running_) rows += std::int64_t(r.out.canvas.size());
+    for (const running_request& r : running_) rows += rows_of(r);
     while (!queue_.empty() && std::int64_t(running_.size()) < limits_.max_running &&
-           rows + std::int64_t(queue_.front().out.canvas.size()) <= limits_.max_canvas_rows) {
-      rows += std::int64_t(queue_.front().out.canvas.size());
+           rows + rows_of(queue_.front()) <= limits_.max_canvas_rows) {
+      rows += rows_of(queue_.front());
       running_.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
@@ -269,7 +296,7 @@ class step_scheduler {
   std::uint64_t last_handle_ = 0;
   typename Backend::template buffer<float> logits_;
   std::vector<std::int32_t> tokens_, lengths_, origins_, rows_, positions_, chosen_, committed_;
-  std::vector<std::int64_t> row_begin_;
+  std::vector<std::int64_t> row_begin_, first_sequence_;
   std::vector<float> confidences_;
   std::vector<draw_site> sites_;
   std::vector<token_choice> choices_;
